@@ -1,0 +1,77 @@
+//! Prefix-scoped logical storage over the barrier: what each mount and core subsystem writes to.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mayfly_barrier::Barrier;
+use mayfly_sdk::{Error, Result, Storage};
+
+/// A view of the barrier under one prefix (e.g. `logical/<mount uuid>/`). Keys given to it
+/// are relative; it cannot reach anything outside its prefix.
+pub struct BarrierView {
+    barrier: Arc<Barrier>,
+    prefix: String,
+}
+
+impl BarrierView {
+    pub fn new(barrier: Arc<Barrier>, prefix: impl Into<String>) -> Self {
+        BarrierView {
+            barrier,
+            prefix: prefix.into(),
+        }
+    }
+
+    /// A narrower view below this one.
+    pub fn sub_view(&self, prefix: &str) -> BarrierView {
+        BarrierView {
+            barrier: self.barrier.clone(),
+            prefix: format!("{}{prefix}", self.prefix),
+        }
+    }
+
+    fn full_key(&self, key: &str) -> Result<String> {
+        // A relative key that climbs out of the view would break isolation between mounts.
+        if key.split('/').any(|segment| segment == "..") {
+            return Err(Error::invalid("path cannot contain parent references"));
+        }
+        Ok(format!("{}{key}", self.prefix))
+    }
+}
+
+pub(crate) fn barrier_error(err: mayfly_barrier::Error) -> Error {
+    match err {
+        mayfly_barrier::Error::Sealed => Error::Sealed,
+        other => Error::internal(other),
+    }
+}
+
+#[async_trait]
+impl Storage for BarrierView {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.barrier
+            .get(&self.full_key(key)?)
+            .await
+            .map_err(barrier_error)
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.barrier
+            .put(&self.full_key(key)?, value)
+            .await
+            .map_err(barrier_error)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.barrier
+            .delete(&self.full_key(key)?)
+            .await
+            .map_err(barrier_error)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.barrier
+            .list(&self.full_key(prefix)?)
+            .await
+            .map_err(barrier_error)
+    }
+}

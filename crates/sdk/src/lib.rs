@@ -1,0 +1,18 @@
+//! The plugin boundary: what an engine or auth method sees of Mayfly.
+//!
+//! Engines depend on this crate only. It defines logical requests and responses, the typed
+//! error every handler returns, the logical storage an engine writes to, and the path-table
+//! framework (`framework::Path`) engines declare their API with. It knows nothing of HTTP,
+//! of encryption, or of the core's mount table.
+
+pub mod duration;
+pub mod error;
+pub mod framework;
+pub mod logical;
+pub mod storage;
+
+pub use crate::error::{Error, Result};
+pub use crate::logical::{
+    Auth, LogicalBackend, Operation, RawResponse, Request, Response, SecretLease,
+};
+pub use crate::storage::{Storage, StorageExt};
