@@ -307,6 +307,29 @@ fn render(req: &Request, request_id: &str, response: Option<Response>) -> HttpRe
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return out;
     }
+    if let Some(wrap) = &response.wrap_info {
+        let mut wrap_info = json!({
+            "token": wrap.token,
+            "accessor": wrap.accessor,
+            "ttl": wrap.ttl.as_secs(),
+            "creation_time": wrap.creation_time,
+            "creation_path": wrap.creation_path,
+        });
+        if !wrap.wrapped_accessor.is_empty() {
+            wrap_info["wrapped_accessor"] = json!(wrap.wrapped_accessor);
+        }
+        let body = json!({
+            "request_id": "",
+            "lease_id": "",
+            "renewable": false,
+            "lease_duration": 0,
+            "data": Value::Null,
+            "wrap_info": wrap_info,
+            "warnings": Value::Null,
+            "auth": Value::Null,
+        });
+        return json_response(200, &body);
+    }
     let (lease_id, renewable, lease_duration) = match &response.secret {
         Some(secret) => (
             secret.lease_id.clone(),

@@ -1,24 +1,41 @@
 //! Accepts connections (plain or TLS), serves HTTP/1.1 and HTTP/2 on them, and on shutdown
 //! stops accepting and lets in-flight requests finish.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use hyper::service::service_fn;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use tokio::net::TcpListener;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::{TcpListener, TcpStream},
+};
 use tokio_rustls::TlsAcceptor;
 
 use crate::handler::{HttpState, handle};
 
-/// How long a client may take to send request headers before the connection is dropped.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may wait for the complete headers of its next request.
+///
+/// hyper starts this clock as soon as a connection is ready for a new request, so it is also
+/// the idle keep-alive timeout. Clients and agents that pool connections expect them to
+/// survive five minutes of silence (Go's and Vault's idle timeout), hence a little more; it
+/// still bounds how long a client that trickles its headers can hold a connection.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(330);
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closed connection keeps discarding what the client still sends.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves `listener` until `shutdown` resolves, then drains open connections.
 pub async fn serve(
@@ -30,7 +47,6 @@ pub async fn serve(
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Idle keep-alive connections are kept with no timeout: clients decide when to close.
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -52,6 +68,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let stream = LingeringStream(Some(stream));
         let state = state.clone();
         let service = service_fn(move |req| handle(state.clone(), remote, req));
         match &acceptor {
@@ -97,4 +114,66 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// A TCP stream that closes the way Go's server (and so Vault) does: when dropped, it shuts
+/// down its write side and discards what the client is still sending for a moment before
+/// closing. Closing a socket with unread input makes the kernel send a reset, which destroys
+/// a response the client has not read yet: a client still uploading an oversized body would
+/// get "connection reset" instead of the 413 sent before the body was read.
+struct LingeringStream(Option<TcpStream>);
+
+impl LingeringStream {
+    fn inner(&mut self) -> io::Result<&mut TcpStream> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl AsyncRead for LingeringStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(self.inner()?).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LingeringStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.inner()?).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.inner()?).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.inner()?).poll_shutdown(cx)
+    }
+}
+
+impl Drop for LingeringStream {
+    fn drop(&mut self) {
+        let Some(mut stream) = self.0.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = stream.shutdown().await;
+            let discard = async {
+                let mut buf = [0u8; 8192];
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            };
+            let _ = tokio::time::timeout(LINGER_TIMEOUT, discard).await;
+        });
+    }
 }

@@ -1,0 +1,181 @@
+//! Command-line flags of `mayfly-bench`, parsed by hand to keep the crate's dependencies to the
+//! workspace's own.
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::server::BaoStorage;
+
+pub const USAGE: &str = "Usage: mayfly-bench --mayfly PATH [--bao PATH] [options]
+
+Starts each server in turn on this machine (never both at once), drives the same HTTP
+workload at it, and prints a markdown table of Mayfly/OpenBao ratios.
+
+Options:
+  --mayfly PATH           The mayfly binary to benchmark (required).
+  --bao PATH              OpenBao's bao binary; without it only Mayfly runs.
+  --bao-storage KIND      OpenBao's durable storage: raft (default) or pebbledb.
+                          (OpenBao no longer ships a `file` storage.)
+  --duration SECS         Seconds per workload and concurrency level (default 10).
+  --concurrency LIST      Comma-separated concurrency levels (default 1,16,64).
+  --preload N             Secrets written before the timed restart and unseal (default 2000).
+  --client-threads N      Worker threads of the load generator (default 1).
+  --work-dir DIR          Where the servers' temporary data directories go (default: the
+                          system temp dir). It must be a real disk for writes to be durable.
+  --json-out PATH         Also write every result as JSON to PATH.
+  -h, --help              Show this help.
+";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    pub mayfly: PathBuf,
+    pub bao: Option<PathBuf>,
+    pub bao_storage: BaoStorage,
+    pub duration: Duration,
+    pub levels: Vec<usize>,
+    pub preload: usize,
+    pub client_threads: usize,
+    pub work_dir: Option<PathBuf>,
+    pub json_out: Option<PathBuf>,
+}
+
+/// What the command line asked for: a run, or just the help text.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    Run(Args),
+    Help,
+}
+
+/// Parses `--flag value` and `--flag=value` forms (one or two leading dashes).
+pub fn parse(args: &[String]) -> Result<Parsed, String> {
+    let mut mayfly = None;
+    let mut bao = None;
+    let mut bao_storage = BaoStorage::Raft;
+    let mut duration = Duration::from_secs(10);
+    let mut levels = vec![1, 16, 64];
+    let mut preload = 2000;
+    let mut client_threads = 1;
+    let mut work_dir = None;
+    let mut json_out = None;
+
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (flag, None),
+        };
+        let mut value = || -> Result<String, String> {
+            match &inline {
+                Some(value) => Ok(value.clone()),
+                None => iter
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("--{name} needs a value")),
+            }
+        };
+        match name {
+            "mayfly" => mayfly = Some(PathBuf::from(value()?)),
+            "bao" => bao = Some(PathBuf::from(value()?)),
+            "bao-storage" => bao_storage = value()?.parse()?,
+            "duration" => {
+                let secs: f64 = number(name, &value()?)?;
+                if !(secs.is_finite() && secs > 0.0) {
+                    return Err("--duration must be a positive number of seconds".into());
+                }
+                duration = Duration::from_secs_f64(secs);
+            }
+            "concurrency" => {
+                levels = value()?
+                    .split(',')
+                    .map(|level| number::<usize>(name, level.trim()))
+                    .collect::<Result<_, _>>()?;
+                if levels.is_empty() || levels.contains(&0) {
+                    return Err("--concurrency needs positive levels, e.g. 1,16,64".into());
+                }
+            }
+            "preload" => preload = number(name, &value()?)?,
+            "client-threads" => {
+                client_threads = number(name, &value()?)?;
+                if client_threads == 0 {
+                    return Err("--client-threads must be at least 1".into());
+                }
+            }
+            "work-dir" => work_dir = Some(PathBuf::from(value()?)),
+            "json-out" => json_out = Some(PathBuf::from(value()?)),
+            "h" | "help" => return Ok(Parsed::Help),
+            other => return Err(format!("unknown flag --{other}")),
+        }
+    }
+    let mayfly = mayfly.ok_or("--mayfly PATH is required")?;
+    Ok(Parsed::Run(Args {
+        mayfly,
+        bao,
+        bao_storage,
+        duration,
+        levels,
+        preload,
+        client_threads,
+        work_dir,
+        json_out,
+    }))
+}
+
+fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("--{flag}: {text:?} is not a valid number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Result<Parsed, String> {
+        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_and_both_flag_forms() {
+        let Parsed::Run(args) =
+            parse_strs(&["--mayfly", "/m", "-bao=/b", "--duration=2.5"]).expect("valid flags")
+        else {
+            panic!("expected a run");
+        };
+        assert_eq!(args.mayfly, PathBuf::from("/m"));
+        assert_eq!(args.bao, Some(PathBuf::from("/b")));
+        assert_eq!(args.duration, Duration::from_millis(2500));
+        assert_eq!(args.levels, [1, 16, 64]);
+        assert_eq!(args.preload, 2000);
+        assert_eq!(args.bao_storage, BaoStorage::Raft);
+        assert_eq!(args.client_threads, 1);
+    }
+
+    #[test]
+    fn levels_and_storage() {
+        let Parsed::Run(args) = parse_strs(&[
+            "--mayfly",
+            "m",
+            "--concurrency",
+            "2, 8",
+            "--bao-storage",
+            "pebbledb",
+        ])
+        .expect("valid flags") else {
+            panic!("expected a run");
+        };
+        assert_eq!(args.levels, [2, 8]);
+        assert_eq!(args.bao_storage, BaoStorage::Pebbledb);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(parse_strs(&[]).is_err(), "--mayfly is required");
+        assert!(parse_strs(&["--mayfly", "m", "--duration", "0"]).is_err());
+        assert!(parse_strs(&["--mayfly", "m", "--concurrency", "1,0"]).is_err());
+        assert!(parse_strs(&["--mayfly", "m", "--bao-storage", "file"]).is_err());
+        assert!(parse_strs(&["--mayfly", "m", "--bogus"]).is_err());
+        assert!(parse_strs(&["--mayfly"]).is_err());
+        assert_eq!(parse_strs(&["--help"]), Ok(Parsed::Help));
+    }
+}
