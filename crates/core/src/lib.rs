@@ -4,16 +4,24 @@
 //! sealed are served first; everything else needs an unsealed barrier and a valid token, then
 //! goes to the mount with the longest matching prefix.
 
+mod auth;
 pub mod cubbyhole;
 pub mod mounts;
+pub mod policy;
+pub mod policy_store;
 pub mod random;
 pub mod registry;
 pub mod sys;
 pub mod token;
 pub mod view;
+mod wrapping;
 
 use std::{
-    sync::{Arc, RwLock, Weak},
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, RwLock, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -27,9 +35,11 @@ use mayfly_storage::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    mounts::Router,
+    mounts::{MountBuilder, MountClass, Mounts},
+    policy::{Acl, AclRequest, is_root_protected},
+    policy_store::PolicyStore,
     registry::Registry,
-    token::{TokenStore, hash_token},
+    token::{TokenStore, UseOutcome},
     view::{BarrierView, barrier_error},
 };
 
@@ -57,8 +67,9 @@ const CLUSTER_INFO_KEY: &str = "core/cluster";
 
 /// What exists only while unsealed.
 pub struct Unsealed {
-    pub router: Router,
+    pub mounts: Mounts,
     pub tokens: TokenStore,
+    pub policies: PolicyStore,
     pub cluster: ClusterInfo,
 }
 
@@ -80,6 +91,10 @@ pub struct Core {
     generate_root: tokio::sync::Mutex<Option<GenerateRootState>>,
     sys_paths: Arc<FrameworkBackend<Core>>,
     token_paths: Arc<FrameworkBackend<Core>>,
+    /// Bumped on every unseal, so background loops of an earlier unseal stop.
+    unseal_generation: AtomicU64,
+    /// Finished mount moves, for `sys/remount/status`.
+    migrations: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl Core {
@@ -98,6 +113,8 @@ impl Core {
             generate_root: tokio::sync::Mutex::new(None),
             sys_paths: Arc::new(sys::backend()),
             token_paths: Arc::new(token::backend()),
+            unseal_generation: AtomicU64::new(0),
+            migrations: Mutex::new(HashMap::new()),
         })
     }
 
@@ -185,8 +202,9 @@ impl Core {
         };
         root.put_json(CLUSTER_INFO_KEY, &cluster).await?;
         mounts::persist_default_mounts(&self.barrier).await?;
-        let tokens = TokenStore::new(BarrierView::new(self.barrier.clone(), "sys/token/"));
-        let (token, _) = tokens.create_root(root_token_id, "auth/token/root").await?;
+        PolicyStore::open(BarrierView::new(self.barrier.clone(), "sys/policy/")).await?;
+        let tokens = TokenStore::open(BarrierView::new(self.barrier.clone(), "sys/token/")).await?;
+        let (token, _) = tokens.create_root(root_token_id).await?;
         Ok(token)
     }
 
@@ -215,7 +233,8 @@ impl Core {
                         .state
                         .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(unsealed);
-                    tracing::info!("Vault is unsealed.");
+                    self.start_background();
+                    tracing::info!("Mayfly is unsealed.");
                 }
                 Err(err) => {
                     self.seal.seal();
@@ -249,13 +268,69 @@ impl Core {
             core: self.me.clone(),
             paths: self.token_paths.clone(),
         });
-        let router =
-            mounts::load_router(&self.barrier, &self.config.registry, system, token).await?;
+        let builder = MountBuilder {
+            barrier: self.barrier.clone(),
+            registry: self.config.registry.clone(),
+            system,
+            token,
+        };
+        let router = builder.load().await?;
         Ok(Arc::new(Unsealed {
-            router,
-            tokens: TokenStore::new(BarrierView::new(self.barrier.clone(), "sys/token/")),
+            mounts: Mounts::new(router, builder),
+            tokens: TokenStore::open(BarrierView::new(self.barrier.clone(), "sys/token/")).await?,
+            policies: PolicyStore::open(BarrierView::new(self.barrier.clone(), "sys/policy/"))
+                .await?,
             cluster,
         }))
+    }
+
+    /// Starts the loops that run while unsealed (token expiry). They end at the next seal.
+    fn start_background(&self) {
+        let generation = self.unseal_generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let core = self.me.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticker.tick().await;
+                let Some(core) = core.upgrade() else { break };
+                if core.is_sealed() || core.unseal_generation.load(Ordering::SeqCst) != generation {
+                    break;
+                }
+                if let Err(err) = core.expire_tokens().await {
+                    tracing::warn!(error = %err, "Token expiry pass failed.");
+                }
+            }
+        });
+    }
+
+    /// The compiled ACL of the calling token.
+    pub async fn caller_acl(&self, req: &Request) -> Result<Arc<Acl>> {
+        let entry = self.caller(req).await?;
+        self.unsealed()?.policies.acl(&entry.policies).await
+    }
+
+    /// Revokes every token issued through an auth mount (when it is disabled).
+    pub(crate) async fn revoke_tokens_of_mount(&self, mount_path: &str) -> Result<()> {
+        let unsealed = self.unsealed()?;
+        for hash in unsealed.tokens.hashes_with_path_prefix(mount_path).await? {
+            self.revoke_token_tree(&hash).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn record_migration(&self, id: &str, from: &str, to: &str) {
+        self.migrations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), (from.to_owned(), to.to_owned()));
+    }
+
+    pub(crate) fn migration(&self, id: &str) -> Option<(String, String)> {
+        self.migrations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     /// Seals: drops every unsealed structure and forgets the keys.
@@ -267,10 +342,11 @@ impl Core {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         *self.generate_root.lock().await = None;
         self.seal.seal();
-        tracing::info!("Vault is sealed.");
+        tracing::info!("Mayfly is sealed.");
     }
 
-    /// Runs one request through the pipeline: sealed-safe routes, token check, routing.
+    /// Runs one request through the pipeline: sealed-safe routes, authentication, ACL,
+    /// routing, token creation for logins, response wrapping.
     pub async fn handle_request(&self, mut req: Request) -> Result<Option<Response>> {
         let me = self.me.upgrade().ok_or(Error::Sealed)?;
         if let Some(relative) = req.path.strip_prefix("sys/")
@@ -280,40 +356,114 @@ impl Core {
             return self.sys_paths.handle(me, req).await;
         }
         let unsealed = self.unsealed()?;
-        let route = unsealed
-            .router
-            .route(&req.path)
-            .cloned()
-            .ok_or(Error::UnsupportedPath)?;
-        req.mount_point = route.entry.path.clone();
+        let router = unsealed.mounts.router();
+        let route = router.route(&req.path).cloned();
+        if let Some(route) = &route {
+            req.mount_point = route.entry.path.clone();
+            req.mount_type = route.entry.kind.clone();
+            req.mount_ttls = route.entry.ttls(self.system_ttls());
+            req.storage = Some(route.storage.clone());
+        }
+        let public = route.as_ref().is_some_and(|route| {
+            let relative = req.relative_path();
+            route
+                .backend
+                .unauthenticated_paths()
+                .iter()
+                .any(|pattern| path_matches(pattern, relative))
+        });
 
-        let relative = req.relative_path().to_owned();
-        let public = route
-            .backend
-            .unauthenticated_paths()
-            .iter()
-            .any(|pattern| path_matches(pattern, &relative));
+        let mut spent_token = None;
         if !public {
-            let token = req.client_token.as_ref().ok_or(Error::PermissionDenied)?;
+            let token = req.client_token.clone().ok_or(Error::PermissionDenied)?;
             let entry = unsealed
                 .tokens
                 .lookup(&token.0)
                 .await?
                 .ok_or(Error::InvalidToken)?;
-            // Until ACL policies exist, only root tokens are issued, and only they may act.
-            if !entry.is_root() {
+            if !entry.bound_cidrs.is_empty()
+                && !mayfly_sdk::cidr::remote_addr_allowed(
+                    req.remote_addr.as_deref(),
+                    &entry.bound_cidrs,
+                )
+            {
                 return Err(Error::PermissionDenied);
             }
-            req.client_token_hash = Some(hash_token(&token.0));
+            req.client_token_hash = Some(entry.id_hash.clone());
+            req.client_token_accessor = Some(entry.accessor.clone());
+            if req.operation == Operation::Update
+                && let Some(route) = &route
+                && route.backend.exists(&req).await? == Some(false)
+            {
+                req.operation = Operation::Create;
+            }
+            // The UI mount listing checks capabilities under the target mount itself.
+            if !req.path.starts_with("sys/internal/ui/mounts") {
+                let acl = unsealed.policies.acl(&entry.policies).await?;
+                let decision = acl.allows(&AclRequest {
+                    path: &req.path,
+                    operation: req.operation,
+                    data: &req.data,
+                    wrap_ttl: req.wrap_ttl,
+                });
+                if !decision.allowed {
+                    return Err(Error::PermissionDenied);
+                }
+                if is_root_protected(&req.path) && !decision.root_privs {
+                    return Err(Error::PermissionDenied);
+                }
+                req.root_privileges = decision.root_privs;
+            }
+            if entry.num_uses != 0 {
+                match unsealed.tokens.spend_use(&entry.id_hash).await? {
+                    UseOutcome::Invalid => return Err(Error::InvalidToken),
+                    UseOutcome::LastUse => spent_token = Some(entry.id_hash.clone()),
+                    UseOutcome::Counted | UseOutcome::Unlimited => {}
+                }
+            }
         }
-        req.storage = Some(route.storage.clone());
+
+        let result = self.dispatch(route, req).await;
+        if let Some(hash) = spent_token
+            && let Err(err) = self.revoke_token_tree(&hash).await
+        {
+            tracing::warn!(error = %err, "Failed to revoke a used-up token.");
+        }
+        result
+    }
+
+    async fn dispatch(
+        &self,
+        route: Option<Arc<mounts::RouteEntry>>,
+        req: Request,
+    ) -> Result<Option<Response>> {
+        let route = route.ok_or(Error::UnsupportedPath)?;
         let operation = req.operation;
+        let wrap_ttl = req.wrap_ttl;
+        let path = req.path.clone();
         let response = route.backend.handle(req).await?;
-        match (operation, response) {
-            (Operation::Read, None) => Err(Error::NotFound),
-            (Operation::List, None) => Err(Error::NotFound),
-            (Operation::List, Some(response)) if is_empty_list(&response) => Err(Error::NotFound),
-            (_, response) => Ok(response),
+        let mut response = match (operation, response) {
+            (Operation::Read, None) => return Err(Error::NotFound),
+            (Operation::List, None) => return Err(Error::NotFound),
+            (Operation::List, Some(response)) if is_empty_list(&response) => {
+                return Err(Error::NotFound);
+            }
+            (_, response) => response,
+        };
+        if route.entry.class == MountClass::Auth
+            && route.entry.kind != "token"
+            && let Some(response) = response.as_mut()
+            && let Some(auth) = response.auth.as_mut()
+        {
+            let warnings = self.complete_login(&route.entry.path, &path, auth).await?;
+            response.warnings.extend(warnings);
+        }
+        match wrap_ttl {
+            Some(ttl) if operation != Operation::Help => {
+                let wrapped = self.wrap_response(response.as_ref(), ttl, &path).await?;
+                Ok(Some(wrapped))
+            }
+            _ => Ok(response),
         }
     }
 }

@@ -1,9 +1,13 @@
-//! The mount table and the router: which engine serves which path prefix.
+//! The mount table and the router: which engine serves which path prefix, and how the table
+//! changes (enable, disable, tune, move).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+};
 
 use mayfly_barrier::Barrier;
-use mayfly_sdk::{LogicalBackend, Result, StorageExt};
+use mayfly_sdk::{Error, LogicalBackend, MountTtls, Result, Storage, StorageExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -24,11 +28,25 @@ pub enum MountClass {
     Auth,
 }
 
-/// Per-mount TTL settings; 0 means "use the system value".
+/// Per-mount settings; a TTL of 0 means "use the system value".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MountConfig {
     pub default_lease_ttl: u64,
     pub max_lease_ttl: u64,
+    #[serde(default)]
+    pub force_no_cache: bool,
+    #[serde(default)]
+    pub audit_non_hmac_request_keys: Vec<String>,
+    #[serde(default)]
+    pub audit_non_hmac_response_keys: Vec<String>,
+    #[serde(default)]
+    pub listing_visibility: String,
+    #[serde(default)]
+    pub passthrough_request_headers: Vec<String>,
+    #[serde(default)]
+    pub allowed_response_headers: Vec<String>,
+    #[serde(default)]
+    pub token_type: String,
 }
 
 /// A persisted mount. `path` is the full routing prefix (`cubbyhole/`, `auth/token/`).
@@ -67,11 +85,43 @@ impl MountEntry {
         }
     }
 
-    /// The barrier prefix holding this mount's data; keyed by UUID so a remount moves nothing.
+    /// The barrier prefix holding this mount's data; keyed by UUID so a move copies nothing.
     pub fn storage_prefix(&self) -> String {
         match self.class {
             MountClass::Secret => format!("logical/{}/", self.uuid),
             MountClass::Auth => format!("auth/{}/", self.uuid),
+        }
+    }
+
+    /// The path as `sys/mounts` or `sys/auth` reports it (auth mounts without `auth/`).
+    pub fn table_path(&self) -> &str {
+        match self.class {
+            MountClass::Secret => &self.path,
+            MountClass::Auth => self.path.strip_prefix("auth/").unwrap_or(&self.path),
+        }
+    }
+
+    /// Mounts that exist on every server and can be neither disabled nor moved.
+    pub fn is_builtin(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "system" | "token" | "cubbyhole" | "identity"
+        )
+    }
+
+    /// Effective TTL bounds: zero settings replaced by the system's, default capped by max.
+    pub fn ttls(&self, system: MountTtls) -> MountTtls {
+        let max = match self.config.max_lease_ttl {
+            0 => system.max_lease_ttl,
+            seconds => std::time::Duration::from_secs(seconds),
+        };
+        let default = match self.config.default_lease_ttl {
+            0 => system.default_lease_ttl,
+            seconds => std::time::Duration::from_secs(seconds),
+        };
+        MountTtls {
+            default_lease_ttl: default.min(max),
+            max_lease_ttl: max,
         }
     }
 }
@@ -90,16 +140,16 @@ pub struct RouteEntry {
     pub storage: Arc<BarrierView>,
 }
 
-/// Longest-prefix routing over the live mounts.
-#[derive(Default)]
+/// Longest-prefix routing over the live mounts. Immutable: a change builds a new router.
+#[derive(Default, Clone)]
 pub struct Router {
-    routes: BTreeMap<String, RouteEntry>,
+    routes: BTreeMap<String, Arc<RouteEntry>>,
 }
 
 impl Router {
     /// The mount serving `path`, by longest matching prefix. A path equal to a mount without
     /// its trailing slash (`cubbyhole`) routes to that mount too, as Vault does.
-    pub fn route(&self, path: &str) -> Option<&RouteEntry> {
+    pub fn route(&self, path: &str) -> Option<&Arc<RouteEntry>> {
         let with_slash;
         let lookup = if path.ends_with('/') {
             path
@@ -114,12 +164,29 @@ impl Router {
             .map(|(_, route)| route)
     }
 
+    pub fn get(&self, mount_path: &str) -> Option<&Arc<RouteEntry>> {
+        self.routes.get(mount_path)
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = &MountEntry> {
         self.routes.values().map(|route| &route.entry)
     }
 
+    /// The mount path that conflicts with `path` (equal, parent or child), if any.
+    pub fn conflict(&self, path: &str) -> Option<&str> {
+        self.routes
+            .keys()
+            .find(|existing| existing.starts_with(path) || path.starts_with(existing.as_str()))
+            .map(String::as_str)
+    }
+
     fn insert(&mut self, route: RouteEntry) {
-        self.routes.insert(route.entry.path.clone(), route);
+        self.routes
+            .insert(route.entry.path.clone(), Arc::new(route));
+    }
+
+    fn remove(&mut self, path: &str) -> Option<Arc<RouteEntry>> {
+        self.routes.remove(path)
     }
 }
 
@@ -149,36 +216,40 @@ fn default_mounts() -> Vec<MountEntry> {
 
 /// Writes the initial mount table (called once, at init).
 pub(crate) async fn persist_default_mounts(barrier: &Arc<Barrier>) -> Result<()> {
+    save_table(barrier, default_mounts()).await
+}
+
+async fn save_table(barrier: &Arc<Barrier>, entries: Vec<MountEntry>) -> Result<()> {
     let table = MountTable {
         version: 1,
-        entries: default_mounts(),
+        entries,
     };
     BarrierView::new(barrier.clone(), "")
         .put_json(MOUNT_TABLE_KEY, &table)
         .await
 }
 
-/// Loads the mount table and instantiates each mount's backend (on unseal).
-pub(crate) async fn load_router(
-    barrier: &Arc<Barrier>,
-    registry: &Registry,
-    system: Arc<dyn LogicalBackend>,
-    token: Arc<dyn LogicalBackend>,
-) -> Result<Router> {
-    let root = BarrierView::new(barrier.clone(), "");
-    let table: MountTable = root.get_json(MOUNT_TABLE_KEY).await?.unwrap_or_default();
-    let mut router = Router::default();
-    for entry in table.entries {
-        let storage = Arc::new(BarrierView::new(barrier.clone(), entry.storage_prefix()));
+/// Builds live mounts: the core's own backends for `system` and `token`, the registry's
+/// factories for everything else.
+pub(crate) struct MountBuilder {
+    pub barrier: Arc<Barrier>,
+    pub registry: Registry,
+    pub system: Arc<dyn LogicalBackend>,
+    pub token: Arc<dyn LogicalBackend>,
+}
+
+impl MountBuilder {
+    fn build(&self, entry: MountEntry) -> Result<RouteEntry> {
+        let storage = Arc::new(BarrierView::new(
+            self.barrier.clone(),
+            entry.storage_prefix(),
+        ));
         let backend = match entry.kind.as_str() {
-            "system" => system.clone(),
-            "token" => token.clone(),
+            "system" => self.system.clone(),
+            "token" => self.token.clone(),
             kind => {
-                let factory = registry.engine(kind).ok_or_else(|| {
-                    mayfly_sdk::Error::internal(format!(
-                        "mount {:?} has type {kind:?}, which this build does not include",
-                        entry.path
-                    ))
+                let factory = self.registry.engine(kind).ok_or_else(|| {
+                    Error::invalid(format!("plugin not found in the catalog: {kind}"))
                 })?;
                 factory(BackendContext {
                     mount_path: entry.path.clone(),
@@ -186,13 +257,177 @@ pub(crate) async fn load_router(
                 })?
             }
         };
-        router.insert(RouteEntry {
+        Ok(RouteEntry {
             entry,
             backend,
             storage,
-        });
+        })
     }
-    Ok(router)
+
+    /// Loads the mount table and instantiates each mount (on unseal).
+    pub(crate) async fn load(&self) -> Result<Router> {
+        let root = BarrierView::new(self.barrier.clone(), "");
+        let table: MountTable = root.get_json(MOUNT_TABLE_KEY).await?.unwrap_or_default();
+        let mut router = Router::default();
+        for entry in table.entries {
+            let path = entry.path.clone();
+            let route = self
+                .build(entry)
+                .map_err(|err| Error::internal(format!("cannot set up mount {path:?}: {err}")))?;
+            router.insert(route);
+        }
+        Ok(router)
+    }
+}
+
+/// The live mount table: reads are lock-free snapshots; changes are serialised, persisted
+/// first, and only then made visible, so a failed write leaves the old table in force.
+pub struct Mounts {
+    current: RwLock<Arc<Router>>,
+    changes: tokio::sync::Mutex<()>,
+    builder: MountBuilder,
+}
+
+impl Mounts {
+    pub(crate) fn new(router: Router, builder: MountBuilder) -> Self {
+        Mounts {
+            current: RwLock::new(Arc::new(router)),
+            changes: tokio::sync::Mutex::new(()),
+            builder,
+        }
+    }
+
+    pub fn router(&self) -> Arc<Router> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn commit(&self, router: Router) -> Result<()> {
+        save_table(&self.builder.barrier, router.entries().cloned().collect()).await?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(router);
+        Ok(())
+    }
+
+    /// Enables a mount. `entry.path` must be normalised (`foo/`, `auth/foo/`).
+    pub async fn enable(&self, entry: MountEntry) -> Result<()> {
+        let _guard = self.changes.lock().await;
+        let mut router = (*self.router()).clone();
+        if let Some(existing) = router.conflict(&entry.path) {
+            return Err(Error::Conflict(format!(
+                "path is already in use at {existing}"
+            )));
+        }
+        router.insert(self.builder.build(entry)?);
+        self.commit(router).await
+    }
+
+    /// Disables a mount and deletes its data. Returns the removed entry, or `None`.
+    pub async fn disable(&self, path: &str) -> Result<Option<MountEntry>> {
+        let _guard = self.changes.lock().await;
+        let mut router = (*self.router()).clone();
+        match router.get(path) {
+            None => return Ok(None),
+            Some(route) if route.entry.is_builtin() => {
+                return Err(Error::invalid(format!(
+                    "cannot unmount {:?}",
+                    route.entry.path
+                )));
+            }
+            Some(_) => {}
+        }
+        let removed = router.remove(path).map(|route| route.entry.clone());
+        self.commit(router).await?;
+        if let Some(entry) = &removed {
+            // The table no longer points at the data, so a failure here only leaves garbage.
+            let view = BarrierView::new(self.builder.barrier.clone(), entry.storage_prefix());
+            if let Err(err) = delete_tree(&view, "").await {
+                tracing::warn!(mount = %entry.path, error = %err, "Failed to delete a disabled mount's data.");
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Applies `change` to one mount's entry and rebuilds it.
+    pub async fn update(
+        &self,
+        path: &str,
+        change: impl FnOnce(&mut MountEntry) -> Result<()>,
+    ) -> Result<MountEntry> {
+        let _guard = self.changes.lock().await;
+        let mut router = (*self.router()).clone();
+        let route = router
+            .get(path)
+            .cloned()
+            .ok_or_else(|| Error::invalid(format!("no mount at {path:?}")))?;
+        let mut entry = route.entry.clone();
+        change(&mut entry)?;
+        let rebuilt = if entry.options != route.entry.options {
+            self.builder.build(entry.clone())?
+        } else {
+            RouteEntry {
+                entry: entry.clone(),
+                backend: route.backend.clone(),
+                storage: route.storage.clone(),
+            }
+        };
+        router.insert(rebuilt);
+        self.commit(router).await?;
+        Ok(entry)
+    }
+
+    /// Moves a mount to another path; its data stays where it is (keyed by UUID).
+    pub async fn remount(&self, from: &str, to: &str) -> Result<()> {
+        let _guard = self.changes.lock().await;
+        let mut router = (*self.router()).clone();
+        let route = router
+            .get(from)
+            .cloned()
+            .ok_or_else(|| Error::invalid(format!("no mount at {from:?}")))?;
+        if route.entry.is_builtin() {
+            return Err(Error::invalid(format!("cannot remount {from:?}")));
+        }
+        let from_auth = from.starts_with("auth/");
+        if from_auth != to.starts_with("auth/") {
+            return Err(Error::invalid(
+                "cannot move a mount between secrets engines and auth methods",
+            ));
+        }
+        router.remove(from);
+        if let Some(existing) = router.conflict(to) {
+            return Err(Error::Conflict(format!(
+                "path is already in use at {existing}"
+            )));
+        }
+        let mut entry = route.entry.clone();
+        entry.path = to.to_owned();
+        router.insert(RouteEntry {
+            entry,
+            backend: route.backend.clone(),
+            storage: route.storage.clone(),
+        });
+        self.commit(router).await
+    }
+}
+
+/// Deletes every key under `prefix` in `view`, depth first.
+pub(crate) async fn delete_tree(view: &BarrierView, prefix: &str) -> Result<()> {
+    let mut pending = vec![prefix.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for child in view.list(&folder).await? {
+            let key = format!("{folder}{child}");
+            if child.ends_with('/') {
+                pending.push(key);
+            } else {
+                view.delete(&key).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,5 +471,26 @@ mod tests {
         );
         assert_eq!(path_of("secrets/foo"), None);
         assert_eq!(path_of("auth/approle/login"), None);
+    }
+
+    #[test]
+    fn conflicts_are_parents_children_and_equals() {
+        let router = router(&["secret/", "team/a/"]);
+        assert_eq!(router.conflict("secret/"), Some("secret/"));
+        assert_eq!(router.conflict("secret/sub/"), Some("secret/"));
+        assert_eq!(router.conflict("team/"), Some("team/a/"));
+        assert_eq!(router.conflict("team/b/"), None);
+    }
+
+    #[test]
+    fn ttls_fall_back_to_the_system_and_cap_default_by_max() {
+        let system = MountTtls {
+            default_lease_ttl: std::time::Duration::from_secs(100),
+            max_lease_ttl: std::time::Duration::from_secs(1000),
+        };
+        let mut entry = MountEntry::new(MountClass::Secret, "x/", "kv", "");
+        assert_eq!(entry.ttls(system), system);
+        entry.config.max_lease_ttl = 50;
+        assert_eq!(entry.ttls(system).default_lease_ttl.as_secs(), 50);
     }
 }

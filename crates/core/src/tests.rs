@@ -8,9 +8,77 @@ use serde_json::{Value, json};
 
 use crate::{Core, CoreConfig, registry::Registry};
 
+/// An auth method that logs anyone in with the policies they ask for, and refuses renewal
+/// once told to: enough to drive the login and renewal paths of the pipeline.
+struct FakeAuth {
+    refuse_renewal: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl mayfly_sdk::LogicalBackend for FakeAuth {
+    async fn handle(&self, req: Request) -> mayfly_sdk::Result<Option<mayfly_sdk::Response>> {
+        match req.relative_path() {
+            "login" => {
+                let policies = req.data["policies"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect();
+                Ok(Some(mayfly_sdk::Response {
+                    auth: Some(mayfly_sdk::Auth {
+                        display_name: "fake-user".into(),
+                        policies,
+                        ttl: Duration::from_secs(60),
+                        max_ttl: Duration::from_secs(120),
+                        renewable: true,
+                        ..mayfly_sdk::Auth::default()
+                    }),
+                    ..mayfly_sdk::Response::default()
+                }))
+            }
+            "refuse" => {
+                self.refuse_renewal
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(None)
+            }
+            _ => Err(Error::UnsupportedPath),
+        }
+    }
+
+    fn unauthenticated_paths(&self) -> Vec<String> {
+        vec!["login".into()]
+    }
+
+    async fn renew_auth(
+        &self,
+        _: Request,
+        auth: mayfly_sdk::Auth,
+    ) -> mayfly_sdk::Result<mayfly_sdk::Auth> {
+        if self
+            .refuse_renewal
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Error::invalid("user is gone"));
+        }
+        Ok(mayfly_sdk::Auth {
+            ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(120),
+            ..auth
+        })
+    }
+}
+
 fn core() -> Arc<Core> {
     let mut registry = Registry::default();
     registry.register("cubbyhole", Arc::new(crate::cubbyhole::factory));
+    let fake = Arc::new(FakeAuth {
+        refuse_renewal: std::sync::atomic::AtomicBool::new(false),
+    });
+    registry.register(
+        "fake",
+        Arc::new(move |_| Ok(fake.clone() as Arc<dyn mayfly_sdk::LogicalBackend>)),
+    );
     Core::new(
         Arc::new(mayfly_storage::InmemBackend::new()),
         CoreConfig {
@@ -102,7 +170,7 @@ async fn missing_or_unknown_tokens_are_denied() {
             json!({}),
         ))
         .await;
-    assert!(matches!(unknown_mount, Err(Error::UnsupportedPath)));
+    assert!(matches!(unknown_mount, Err(Error::InvalidToken)));
 }
 
 #[tokio::test]
@@ -140,4 +208,421 @@ async fn second_init_is_rejected() {
     assert!(
         matches!(again, Err(Error::InvalidRequest(msg)) if msg.contains("already initialized"))
     );
+}
+
+async fn call(
+    core: &Core,
+    operation: Operation,
+    path: &str,
+    token: Option<&str>,
+    data: Value,
+) -> Result<Option<mayfly_sdk::Response>, Error> {
+    core.handle_request(request(operation, path, token, data))
+        .await
+}
+
+async fn create_token(core: &Core, parent: &str, body: Value) -> (String, String) {
+    let response = call(
+        core,
+        Operation::Update,
+        "auth/token/create",
+        Some(parent),
+        body,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let auth = response.auth.unwrap();
+    (auth.client_token, auth.accessor)
+}
+
+#[tokio::test]
+async fn policies_grant_exactly_what_they_say() {
+    let (core, root, _) = unsealed_core().await;
+    call(
+        &core,
+        Operation::Update,
+        "sys/policies/acl/mounts-reader",
+        Some(&root),
+        json!({"policy": "path \"sys/mounts\" { capabilities = [\"read\"] }"}),
+    )
+    .await
+    .unwrap();
+    let (token, _) = create_token(&core, &root, json!({"policies": ["mounts-reader"]})).await;
+    assert!(
+        call(
+            &core,
+            Operation::Read,
+            "sys/mounts",
+            Some(&token),
+            json!({})
+        )
+        .await
+        .is_ok()
+    );
+    let denied = call(
+        &core,
+        Operation::Read,
+        "sys/key-status",
+        Some(&token),
+        json!({}),
+    )
+    .await;
+    assert!(matches!(denied, Err(Error::PermissionDenied)));
+    let denied = call(
+        &core,
+        Operation::Update,
+        "sys/mounts/kv",
+        Some(&token),
+        json!({"type": "kv"}),
+    )
+    .await;
+    assert!(matches!(denied, Err(Error::PermissionDenied)));
+    // The default policy lets every token look itself up.
+    let me = call(
+        &core,
+        Operation::Read,
+        "auth/token/lookup-self",
+        Some(&token),
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        me.data.unwrap()["policies"],
+        json!(["default", "mounts-reader"])
+    );
+    // A syntax error is a 400 naming the position, and changes nothing.
+    let bad = call(
+        &core,
+        Operation::Update,
+        "sys/policies/acl/mounts-reader",
+        Some(&root),
+        json!({"policy": "path \"x\" {\n capabilities = \n}"}),
+    )
+    .await;
+    assert!(matches!(bad, Err(Error::InvalidRequest(msg)) if msg.contains("line")));
+    assert!(
+        call(
+            &core,
+            Operation::Read,
+            "sys/mounts",
+            Some(&token),
+            json!({})
+        )
+        .await
+        .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn children_die_with_their_parent_and_use_limits_hold() {
+    let (core, root, _) = unsealed_core().await;
+    let parent = child_less(&core, &root).await;
+    let (child, _) = create_token(&core, &parent, json!({})).await;
+    assert!(
+        call(
+            &core,
+            Operation::Read,
+            "auth/token/lookup-self",
+            Some(&child),
+            json!({})
+        )
+        .await
+        .is_ok()
+    );
+    call(
+        &core,
+        Operation::Update,
+        "auth/token/revoke",
+        Some(&root),
+        json!({"token": parent}),
+    )
+    .await
+    .unwrap();
+    let gone = call(
+        &core,
+        Operation::Read,
+        "auth/token/lookup-self",
+        Some(&child),
+        json!({}),
+    )
+    .await;
+    assert!(matches!(gone, Err(Error::InvalidToken)));
+
+    let (limited, _) = create_token(&core, &root, json!({"num_uses": 2})).await;
+    for _ in 0..2 {
+        assert!(
+            call(
+                &core,
+                Operation::Read,
+                "auth/token/lookup-self",
+                Some(&limited),
+                json!({})
+            )
+            .await
+            .is_ok()
+        );
+    }
+    let spent = call(
+        &core,
+        Operation::Read,
+        "auth/token/lookup-self",
+        Some(&limited),
+        json!({}),
+    )
+    .await;
+    assert!(matches!(spent, Err(Error::InvalidToken)));
+
+    // A non-root token cannot hand out policies it does not have.
+    let escalate = call(
+        &core,
+        Operation::Update,
+        "auth/token/create",
+        Some(&child_less(&core, &root).await),
+        json!({"policies": ["admin"]}),
+    )
+    .await;
+    assert!(matches!(escalate, Err(Error::InvalidRequest(_))));
+}
+
+async fn child_less(core: &Core, root: &str) -> String {
+    call(
+        core,
+        Operation::Update,
+        "sys/policies/acl/creator",
+        Some(root),
+        json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"}),
+    )
+    .await
+    .unwrap();
+    create_token(core, root, json!({"policies": ["creator"]}))
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn logins_issue_tokens_that_renew_through_their_auth_method() {
+    let (core, root, _) = unsealed_core().await;
+    call(
+        &core,
+        Operation::Update,
+        "sys/auth/fake",
+        Some(&root),
+        json!({"type": "fake"}),
+    )
+    .await
+    .unwrap();
+    let login = call(
+        &core,
+        Operation::Update,
+        "auth/fake/login",
+        None,
+        json!({"policies": "web"}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let auth = login.auth.unwrap();
+    assert_eq!(auth.policies, ["default", "web"]);
+    assert_eq!(auth.lease_duration, Duration::from_secs(60));
+    assert!(
+        login
+            .warnings
+            .iter()
+            .any(|w| w.contains("\"web\" does not exist"))
+    );
+    let token = auth.client_token;
+    let renewed = call(
+        &core,
+        Operation::Update,
+        "auth/token/renew-self",
+        Some(&token),
+        json!({"increment": "1h"}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // Capped by the auth method's max TTL of two minutes.
+    assert!(renewed.auth.unwrap().lease_duration <= Duration::from_secs(120));
+    call(
+        &core,
+        Operation::Update,
+        "auth/fake/refuse",
+        Some(&root),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let refused = call(
+        &core,
+        Operation::Update,
+        "auth/token/renew-self",
+        Some(&token),
+        json!({}),
+    )
+    .await;
+    assert!(matches!(refused, Err(Error::InvalidRequest(_))));
+    // Disabling the auth mount revokes what it issued.
+    call(
+        &core,
+        Operation::Delete,
+        "sys/auth/fake",
+        Some(&root),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let gone = call(
+        &core,
+        Operation::Read,
+        "auth/token/lookup-self",
+        Some(&token),
+        json!({}),
+    )
+    .await;
+    assert!(matches!(gone, Err(Error::InvalidToken)));
+}
+
+#[tokio::test]
+async fn wrapped_responses_unwrap_exactly_once() {
+    let (core, root, _) = unsealed_core().await;
+    let mut wrap = request(
+        Operation::Update,
+        "sys/wrapping/wrap",
+        Some(&root),
+        json!({"secret_id": "s3cret"}),
+    );
+    wrap.wrap_ttl = Some(Duration::from_secs(300));
+    let wrapped = core.handle_request(wrap).await.unwrap().unwrap();
+    let info = wrapped.wrap_info.unwrap();
+    assert!(wrapped.data.is_none());
+    assert_eq!(info.creation_path, "sys/wrapping/wrap");
+    let lookup = call(
+        &core,
+        Operation::Update,
+        "sys/wrapping/lookup",
+        None,
+        json!({"token": info.token}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(lookup.data.unwrap()["creation_ttl"], 300);
+    // Unwrapping with the wrapping token itself as the client token.
+    let unwrapped = call(
+        &core,
+        Operation::Update,
+        "sys/wrapping/unwrap",
+        Some(&info.token),
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(unwrapped.data.unwrap()["secret_id"], "s3cret");
+    let again = call(
+        &core,
+        Operation::Update,
+        "sys/wrapping/unwrap",
+        Some(&root),
+        json!({"token": info.token}),
+    )
+    .await;
+    assert!(matches!(again, Err(Error::InvalidRequest(msg)) if msg.contains("not valid")));
+    let unwrap_without_header = call(
+        &core,
+        Operation::Update,
+        "sys/wrapping/wrap",
+        Some(&root),
+        json!({"a": "b"}),
+    )
+    .await;
+    assert!(matches!(
+        unwrap_without_header,
+        Err(Error::InvalidRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn mounts_enable_tune_move_and_disable() {
+    let (core, root, _) = unsealed_core().await;
+    call(
+        &core,
+        Operation::Update,
+        "sys/mounts/private",
+        Some(&root),
+        json!({"type": "cubbyhole"}),
+    )
+    .await
+    .expect_err("a second cubbyhole is refused");
+    call(
+        &core,
+        Operation::Update,
+        "sys/auth/people",
+        Some(&root),
+        json!({"type": "fake", "config": {"default_lease_ttl": "1h"}}),
+    )
+    .await
+    .unwrap();
+    let conflict = call(
+        &core,
+        Operation::Update,
+        "sys/auth/people",
+        Some(&root),
+        json!({"type": "fake"}),
+    )
+    .await;
+    assert!(matches!(conflict, Err(Error::Conflict(_))));
+    let tune = call(
+        &core,
+        Operation::Read,
+        "sys/auth/people/tune",
+        Some(&root),
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(tune.data.unwrap()["default_lease_ttl"], 3600);
+    call(
+        &core,
+        Operation::Update,
+        "sys/auth/people/tune",
+        Some(&root),
+        json!({"max_lease_ttl": "2h", "description": "humans"}),
+    )
+    .await
+    .unwrap();
+    let listed = call(&core, Operation::Read, "sys/auth", Some(&root), json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    let people = &listed.data.unwrap()["people/"];
+    assert_eq!(people["config"]["max_lease_ttl"], 7200);
+    assert_eq!(people["description"], "humans");
+    call(
+        &core,
+        Operation::Update,
+        "sys/remount",
+        Some(&root),
+        json!({"from": "auth/people", "to": "auth/humans"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        call(
+            &core,
+            Operation::Update,
+            "auth/humans/login",
+            None,
+            json!({"policies": "x"})
+        )
+        .await
+        .is_ok()
+    );
+    // The table survives a seal/unseal cycle.
+    core.seal().await;
+    assert!(core.is_sealed());
 }

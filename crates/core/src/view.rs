@@ -29,6 +29,31 @@ impl BarrierView {
         }
     }
 
+    /// Children of `prefix` after `after`, at most `limit` (0 = all), in key order.
+    pub async fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>> {
+        self.barrier
+            .list_page(&self.full_key(prefix)?, after, limit)
+            .await
+            .map_err(barrier_error)
+    }
+
+    /// Writes and deletes several keys atomically.
+    pub async fn transaction(&self, ops: Vec<mayfly_barrier::BarrierOp>) -> Result<()> {
+        let mut full = Vec::with_capacity(ops.len());
+        for op in ops {
+            full.push(match op {
+                mayfly_barrier::BarrierOp::Put { key, value } => mayfly_barrier::BarrierOp::Put {
+                    key: self.full_key(&key)?,
+                    value,
+                },
+                mayfly_barrier::BarrierOp::Delete(key) => {
+                    mayfly_barrier::BarrierOp::Delete(self.full_key(&key)?)
+                }
+            });
+        }
+        self.barrier.transaction(full).await.map_err(barrier_error)
+    }
+
     fn full_key(&self, key: &str) -> Result<String> {
         // A relative key that climbs out of the view would break isolation between mounts.
         if key.split('/').any(|segment| segment == "..") {

@@ -17,6 +17,20 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Response>>> +
 /// A handler gets the engine's state, the request and the validated fields.
 pub type Handler<S> = Arc<dyn Fn(Arc<S>, Request, FieldData) -> HandlerFuture + Send + Sync>;
 
+pub type ExistenceFuture = Pin<Box<dyn Future<Output = Result<bool>> + Send>>;
+/// Says whether the object a write targets exists (ACL `create` vs `update`).
+pub type ExistenceCheck<S> =
+    Arc<dyn Fn(Arc<S>, Request, FieldData) -> ExistenceFuture + Send + Sync>;
+
+/// Wraps an `async fn(Arc<S>, Request, FieldData) -> Result<bool>` as an [`ExistenceCheck`].
+pub fn existence<S, F, Fut>(f: F) -> ExistenceCheck<S>
+where
+    F: Fn(Arc<S>, Request, FieldData) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<bool>> + Send + 'static,
+{
+    Arc::new(move |state, req, fields| Box::pin(f(state, req, fields)))
+}
+
 /// Wraps an `async fn(Arc<S>, Request, FieldData) -> Result<Option<Response>>` as a [`Handler`].
 pub fn handler<S, F, Fut>(f: F) -> Handler<S>
 where
@@ -82,6 +96,7 @@ pub struct Path<S> {
     pub description: &'static str,
     /// The path stores whatever data it is given (KV, cubbyhole): no unknown-field warning.
     pub takes_arbitrary_input: bool,
+    pub existence_check: Option<ExistenceCheck<S>>,
 }
 
 impl<S> Path<S> {
@@ -95,7 +110,13 @@ impl<S> Path<S> {
             synopsis: "",
             description: "",
             takes_arbitrary_input: false,
+            existence_check: None,
         }
+    }
+
+    pub fn existence_check(mut self, check: ExistenceCheck<S>) -> Self {
+        self.existence_check = Some(check);
+        self
     }
 
     pub fn arbitrary_input(mut self) -> Self {
@@ -376,9 +397,62 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
             .map(|(_, handler)| handler.clone())
             .ok_or(Error::UnsupportedOperation)?;
 
+        let fields = collect_fields(&compiled.path, captures, &req)?;
+        let mut response = handler(state, req.clone(), fields).await?;
+        let unknown: Vec<&String> = req
+            .data
+            .keys()
+            .filter(|key| {
+                !compiled
+                    .path
+                    .fields
+                    .iter()
+                    .any(|field| field.name == key.as_str())
+            })
+            .collect();
+        // Like Vault, the warning rides on a response; a write that returns nothing stays 204.
+        if !unknown.is_empty()
+            && !compiled.path.takes_arbitrary_input
+            && matches!(wanted, Operation::Create | Operation::Update)
+            && let Some(response) = response.as_mut()
+        {
+            let warning = format!(
+                "Endpoint ignored these unrecognized parameters: [{}]",
+                unknown
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            response.warnings.push(warning);
+        }
+        Ok(response)
+    }
+
+    /// Runs the route's existence check: `None` when the route has none (or there is no route).
+    pub async fn exists(&self, state: Arc<S>, req: &Request) -> Result<Option<bool>> {
+        let Some((compiled, captures)) = self.route(req.relative_path()) else {
+            return Ok(None);
+        };
+        let Some(check) = compiled.path.existence_check.clone() else {
+            return Ok(None);
+        };
+        let fields = collect_fields(&compiled.path, captures, req)?;
+        check(state, req.clone(), fields).await.map(Some)
+    }
+}
+
+/// Validates the request's data against the path's fields and merges in path captures.
+fn collect_fields<S>(
+    path: &Path<S>,
+    captures: Map<String, Value>,
+    req: &Request,
+) -> Result<FieldData> {
+    let wanted = req.operation;
+    {
         let mut values = Map::new();
         let mut defaults = HashMap::new();
-        for field in &compiled.path.fields {
+        for field in &path.fields {
             if let Some(default) = &field.default {
                 defaults.insert(field.name, default.clone());
             }
@@ -406,37 +480,7 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
         for (name, value) in captures {
             values.entry(name).or_insert(value);
         }
-        let fields = FieldData { values, defaults };
-        let mut response = handler(state, req.clone(), fields).await?;
-        let unknown: Vec<&String> = req
-            .data
-            .keys()
-            .filter(|key| {
-                !compiled
-                    .path
-                    .fields
-                    .iter()
-                    .any(|field| field.name == key.as_str())
-            })
-            .collect();
-        if !unknown.is_empty()
-            && !compiled.path.takes_arbitrary_input
-            && matches!(wanted, Operation::Create | Operation::Update)
-        {
-            let warning = format!(
-                "Endpoint ignored these unrecognized parameters: [{}]",
-                unknown
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-            response
-                .get_or_insert_with(Response::default)
-                .warnings
-                .push(warning);
-        }
-        Ok(response)
+        Ok(FieldData { values, defaults })
     }
 }
 
@@ -456,6 +500,10 @@ pub struct Mounted<S> {
 impl<S: Send + Sync + 'static> LogicalBackend for Mounted<S> {
     async fn handle(&self, req: Request) -> Result<Option<Response>> {
         self.framework.handle(self.state.clone(), req).await
+    }
+
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        self.framework.exists(self.state.clone(), req).await
     }
 
     fn unauthenticated_paths(&self) -> Vec<String> {
@@ -531,7 +579,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn create_falls_back_to_update_and_unknown_fields_warn() {
+    async fn create_falls_back_to_update_and_unknown_fields_warn_on_responses() {
         let out = check(
             Operation::Create,
             "roles/x",

@@ -5,14 +5,19 @@
 //! framework (`framework::Path`) engines declare their API with. It knows nothing of HTTP,
 //! of encryption, or of the core's mount table.
 
+pub mod cidr;
 pub mod duration;
 pub mod error;
 pub mod framework;
 pub mod logical;
 pub mod storage;
+pub mod testing;
+pub mod token_fields;
+pub mod ttl;
 
 pub use crate::error::{Error, Result};
 pub use crate::logical::{
-    Auth, LogicalBackend, Operation, RawResponse, Request, Response, SecretLease,
+    Auth, LogicalBackend, MountTtls, Operation, RawResponse, Request, Response, SecretLease,
+    WrapInfo,
 };
 pub use crate::storage::{Storage, StorageExt};

@@ -64,6 +64,16 @@ pub struct Request {
     pub wrap_ttl: Option<Duration>,
     /// The mounted engine's storage view; set by the router.
     pub storage: Option<Arc<dyn Storage>>,
+    /// The mount's Vault type name (`kv`, `approle`…); set by the router.
+    pub mount_type: String,
+    /// The effective TTL bounds of the mount; set by the router.
+    pub mount_ttls: MountTtls,
+    /// The accessor of the calling token, safe to log and store.
+    pub client_token_accessor: Option<String>,
+    /// Request headers a backend may need (lower-case names); never the token header.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Whether the caller's policies grant `sudo` on this path (or the caller is root).
+    pub root_privileges: bool,
 }
 
 impl fmt::Debug for Request {
@@ -93,6 +103,11 @@ impl Request {
             remote_addr: None,
             wrap_ttl: None,
             storage: None,
+            mount_type: String::new(),
+            mount_ttls: MountTtls::default(),
+            client_token_accessor: None,
+            headers: std::collections::BTreeMap::new(),
+            root_privileges: false,
         }
     }
 
@@ -118,29 +133,58 @@ pub struct SecretLease {
     pub renewable: bool,
 }
 
-/// The token part of a login or token-creation response.
+/// The token part of a response.
+///
+/// A login handler fills in what the token should be (policies, TTLs, limits, metadata); the
+/// core then creates the token and fills in `client_token`, `accessor` and `lease_duration`.
 #[derive(Clone, Default, PartialEq)]
 pub struct Auth {
     pub client_token: String,
     pub accessor: String,
+    pub display_name: String,
+    /// Policies the token gets, sorted; `default` is added by the core unless suppressed.
     pub policies: Vec<String>,
     pub token_policies: Vec<String>,
+    pub identity_policies: Vec<String>,
     pub metadata: Option<Map<String, Value>>,
-    pub lease_duration: Duration,
-    pub renewable: bool,
-    pub entity_id: String,
-    pub token_type: String,
-    pub orphan: bool,
+    /// Requested TTL; zero means the mount's (or system's) default.
+    pub ttl: Duration,
+    /// Upper bound on renewals from this login; zero means the mount's (or system's) maximum.
+    pub max_ttl: Duration,
+    /// Hard cap that no renewal can pass; zero means none.
+    pub explicit_max_ttl: Duration,
+    /// A periodic token renews to this period forever; zero means not periodic.
+    pub period: Duration,
     pub num_uses: u64,
+    pub renewable: bool,
+    pub no_default_policy: bool,
+    /// CIDRs the token may be used from; empty means anywhere.
+    pub bound_cidrs: Vec<String>,
+    /// `service` (default) or `batch`.
+    pub token_type: String,
+    /// Opaque data the issuing backend gets back when the token is renewed.
+    pub internal_data: Map<String, Value>,
+    pub lease_duration: Duration,
+    pub entity_id: String,
+    pub orphan: bool,
 }
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auth")
             .field("accessor", &self.accessor)
+            .field("display_name", &self.display_name)
             .field("policies", &self.policies)
+            .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
+}
+
+/// The TTL bounds in force for a request's mount, after system defaults are applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountTtls {
+    pub default_lease_ttl: Duration,
+    pub max_lease_ttl: Duration,
 }
 
 /// A response that is not wrapped in Vault's envelope (`sys/health`, `sys/init`, PEM files…).
@@ -172,6 +216,21 @@ pub struct Response {
     pub status: Option<u16>,
     /// Replaces the envelope entirely.
     pub raw: Option<RawResponse>,
+    /// Set when the response was wrapped: the envelope then carries only this.
+    pub wrap_info: Option<WrapInfo>,
+}
+
+/// Where a wrapped response can be fetched from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WrapInfo {
+    pub token: String,
+    pub accessor: String,
+    pub ttl: Duration,
+    /// RFC 3339 with nanoseconds.
+    pub creation_time: String,
+    pub creation_path: String,
+    /// The accessor of the token inside a wrapped login response.
+    pub wrapped_accessor: String,
 }
 
 impl Response {
@@ -226,5 +285,11 @@ pub trait LogicalBackend: Send + Sync {
     /// Relative path patterns (`login`, `login/*`) that need no token.
     fn unauthenticated_paths(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Called when a token this backend issued at login is renewed. The backend may refuse
+    /// (the role is gone) or adjust the TTLs; by default the token renews unchanged.
+    async fn renew_auth(&self, _req: Request, auth: Auth) -> Result<Auth> {
+        Ok(auth)
     }
 }

@@ -165,7 +165,7 @@ async fn update(core: Arc<Core>, _: Request, fields: FieldData) -> Result<Option
             "the unseal keys given do not combine to the root key; progress was reset",
         ));
     }
-    let (token, _) = unsealed.tokens.create_root(None, "auth/token/root").await?;
+    let (token, _) = unsealed.tokens.create_root(None).await?;
     let encoded = encode_with_otp(&token, &state.otp);
     let nonce = state.nonce.clone();
     *attempt = None;

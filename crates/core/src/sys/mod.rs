@@ -2,7 +2,10 @@
 
 pub mod generate_root;
 mod keys;
+mod mounts;
+mod policies;
 mod seal;
+mod wrapping;
 
 use mayfly_sdk::{
     Error, Operation, Result,
@@ -24,6 +27,7 @@ const UNAUTHENTICATED: &[&str] = &[
     "generate-root/update",
     "rekey/init",
     "rekey/update",
+    "wrapping/lookup",
 ];
 
 pub(crate) fn is_unauthenticated(relative_path: &str) -> bool {
@@ -163,6 +167,9 @@ pub(crate) fn backend() -> FrameworkBackend<Core> {
             ),
     ];
     paths.extend(generate_root::paths());
+    paths.extend(mounts::paths());
+    paths.extend(policies::paths());
+    paths.extend(wrapping::paths());
     FrameworkBackend::new(
         "The system backend controls the server: sealing, health and keys.",
         paths,

@@ -1,0 +1,160 @@
+//! Token store tests over a real (in-memory) barrier.
+
+use std::{sync::Arc, time::Duration};
+
+use mayfly_barrier::{Barrier, ShamirSeal};
+
+use super::*;
+
+async fn store() -> TokenStore {
+    let physical: Arc<dyn mayfly_storage::Backend> = Arc::new(mayfly_storage::InmemBackend::new());
+    let barrier = Arc::new(Barrier::new(physical.clone()));
+    let seal = ShamirSeal::new(physical, barrier.clone());
+    let init = seal.initialize(1, 1).await.unwrap();
+    seal.submit_unseal_key(&init.keys[0]).await.unwrap();
+    TokenStore::open(BarrierView::new(barrier, "sys/token/"))
+        .await
+        .unwrap()
+}
+
+fn child_of(parent: &TokenEntry) -> NewToken {
+    NewToken {
+        policies: vec!["default".into()],
+        parent_hash: Some(parent.id_hash.clone()),
+        path: "auth/token/create".into(),
+        display_name: "token".into(),
+        ttl: Duration::from_secs(3600),
+        renewable: true,
+        ..NewToken::default()
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_stored_by_salted_hash_only() {
+    let store = store().await;
+    let (token, entry) = store.create_root(None).await.unwrap();
+    assert!(token.starts_with("hvs.") && token.len() == ROOT_TOKEN_LENGTH);
+    assert_eq!(entry.id_hash, store.hash(&token));
+    assert!(entry.id_hash.starts_with('h'));
+    assert!(!entry.id_hash.contains(&token));
+    let found = store.lookup(&token).await.unwrap().unwrap();
+    assert_eq!(found, entry);
+    let by_accessor = store
+        .lookup_accessor(&entry.accessor)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_accessor.id_hash, entry.id_hash);
+    assert!(store.lookup("hvs.unknown").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn revoking_a_parent_revokes_the_whole_tree() {
+    let store = store().await;
+    let (_, root) = store.create_root(None).await.unwrap();
+    let (child_token, child) = store.create(child_of(&root)).await.unwrap();
+    let (grandchild_token, _) = store.create(child_of(&child)).await.unwrap();
+    let (sibling_token, _) = store.create(child_of(&root)).await.unwrap();
+    let revoked = store.revoke_tree(&child.id_hash).await.unwrap();
+    assert_eq!(revoked.len(), 2);
+    assert!(store.lookup(&child_token).await.unwrap().is_none());
+    assert!(store.lookup(&grandchild_token).await.unwrap().is_none());
+    assert!(store.lookup(&sibling_token).await.unwrap().is_some());
+    assert!(
+        store
+            .lookup_accessor(&child.accessor)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn revoke_orphan_keeps_children_as_orphans() {
+    let store = store().await;
+    let (_, root) = store.create_root(None).await.unwrap();
+    let (_, child) = store.create(child_of(&root)).await.unwrap();
+    let (grandchild_token, _) = store.create(child_of(&child)).await.unwrap();
+    store.revoke_orphan(&child.id_hash).await.unwrap();
+    let grandchild = store.lookup(&grandchild_token).await.unwrap().unwrap();
+    assert_eq!(grandchild.parent_hash, None);
+}
+
+#[tokio::test]
+async fn use_limited_tokens_run_out() {
+    let store = store().await;
+    let (token, entry) = store
+        .create(NewToken {
+            num_uses: 2,
+            ..child_of(&store.create_root(None).await.unwrap().1)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spend_use(&entry.id_hash).await.unwrap(),
+        UseOutcome::Counted
+    );
+    assert_eq!(
+        store.spend_use(&entry.id_hash).await.unwrap(),
+        UseOutcome::LastUse
+    );
+    assert_eq!(
+        store.spend_use(&entry.id_hash).await.unwrap(),
+        UseOutcome::Invalid
+    );
+    assert!(
+        store.lookup(&token).await.unwrap().is_some(),
+        "visible until revoked"
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_are_not_live_and_are_listed_for_expiry() {
+    let store = store().await;
+    let (_, root) = store.create_root(None).await.unwrap();
+    let (token, entry) = store
+        .create(NewToken {
+            ttl: Duration::from_secs(1),
+            ..child_of(&root)
+        })
+        .await
+        .unwrap();
+    let expire = entry.expire_time.unwrap();
+    assert!(store.expired(expire - 1, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.expired(expire, 10).await.unwrap(),
+        vec![entry.id_hash.clone()]
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(store.lookup(&token).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn tidy_removes_dangling_indexes() {
+    let store = store().await;
+    let (_, root) = store.create_root(None).await.unwrap();
+    let (_, child) = store.create(child_of(&root)).await.unwrap();
+    // Simulate a crash between deleting the entry and its indexes.
+    store
+        .view
+        .delete(&TokenStore::id_key(&child.id_hash))
+        .await
+        .unwrap();
+    let report = store.tidy().await.unwrap();
+    assert_eq!(report.accessors, 1);
+    assert_eq!(report.parent_links, 1);
+}
+
+#[test]
+fn policies_are_sorted_with_default_unless_root() {
+    assert_eq!(
+        finalize_policies(vec!["web".into(), "app".into()], false),
+        ["app", "default", "web"]
+    );
+    assert_eq!(finalize_policies(vec!["web".into()], true), ["web"]);
+    assert_eq!(
+        finalize_policies(vec!["root".into(), "x".into()], false),
+        ["root"]
+    );
+    assert_eq!(sanitize_display_name("token-my app!"), "token-my-app-");
+}
