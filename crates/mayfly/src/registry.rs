@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use mayfly_core::registry::Registry;
+use mayfly_core::registry::{BackendContext, Registry};
 use mayfly_storage::{Backend, FileBackend, InmemBackend};
 
 use crate::config::StorageConfig;
@@ -13,6 +13,18 @@ use crate::config::StorageConfig;
 pub(crate) fn builtin_backends() -> Registry {
     let mut registry = Registry::default();
     registry.register("cubbyhole", Arc::new(mayfly_core::cubbyhole::factory));
+    registry.register(
+        "kv",
+        Arc::new(|ctx: BackendContext| mayfly_kv::new_backend(&ctx.options)),
+    );
+    registry.register(
+        "approle",
+        Arc::new(|ctx: BackendContext| mayfly_approle::new_backend(&ctx.options)),
+    );
+    registry.register(
+        "userpass",
+        Arc::new(|ctx: BackendContext| mayfly_userpass::new_backend(&ctx.options)),
+    );
     registry
 }
 
@@ -36,6 +48,9 @@ mod tests {
     #[test]
     fn every_listed_backend_is_known() {
         assert_eq!(STORAGE_BACKENDS, ["file", "inmem"]);
-        assert!(builtin_backends().engine("cubbyhole").is_some());
+        let registry = builtin_backends();
+        for name in ["cubbyhole", "kv", "approle", "userpass"] {
+            assert!(registry.engine(name).is_some(), "{name} is registered");
+        }
     }
 }

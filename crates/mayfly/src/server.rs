@@ -268,6 +268,20 @@ async fn start_dev(
             .await
             .map_err(|err| format!("dev mode unseal failed: {err}"))?;
     }
+    // As in Vault's dev mode, a KV version 2 engine waits at secret/.
+    let mut secret = mayfly_core::mounts::MountEntry::new(
+        mayfly_core::mounts::MountClass::Secret,
+        "secret/",
+        "kv",
+        "key/value secret storage",
+    );
+    secret.options.insert("version".into(), "2".into());
+    core.unsealed()
+        .map_err(|err| format!("dev mode: {err}"))?
+        .mounts
+        .enable(secret)
+        .await
+        .map_err(|err| format!("dev mode: cannot mount secret/: {err}"))?;
     let address = bound
         .first()
         .and_then(|(_, tcp, _)| tcp.local_addr().ok())
