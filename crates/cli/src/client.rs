@@ -8,8 +8,6 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
-use crate::console::Console;
-
 /// Used when neither `-address` nor the environment names a server; the
 /// dev server listens on plain HTTP.
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:8200";
@@ -24,20 +22,19 @@ pub struct Settings {
     pub token: Option<String>,
     pub ca_cert: Option<String>,
     pub skip_verify: bool,
+    /// Sent as `X-Vault-Namespace`, already in canonical `a/b/` form.
+    pub namespace: Option<String>,
+    /// Sent as `X-Vault-Wrap-TTL` so the server wraps the response.
+    pub wrap_ttl: Option<String>,
 }
 
-impl Settings {
-    /// The token from `MAYFLY_TOKEN`, then `VAULT_TOKEN`, then the token
-    /// helper file `~/.vault-token` that `vault login` writes.
-    pub fn token_from(console: &Console) -> Option<String> {
-        if let Some(token) = console.env_any(&["MAYFLY_TOKEN", "VAULT_TOKEN"]) {
-            return Some(token.trim().to_string());
-        }
-        let home = console.env("HOME")?;
-        let text = std::fs::read_to_string(std::path::Path::new(home).join(".vault-token")).ok()?;
-        let token = text.trim();
-        (!token.is_empty()).then(|| token.to_string())
-    }
+/// The body of a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    None,
+    Json(&'a Value),
+    /// A JSON merge patch, which PATCH endpoints require by content type.
+    MergePatch(&'a Value),
 }
 
 /// A failed API call.
@@ -105,11 +102,14 @@ fn go_method_name(method: &str) -> String {
 }
 
 /// An HTTP client bound to one server and token.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     address: String,
     token: Option<String>,
+    namespace: Option<String>,
+    wrap_ttl: Option<String>,
 }
 
 impl Client {
@@ -154,12 +154,37 @@ impl Client {
             base,
             address: settings.address.clone(),
             token: settings.token.clone(),
+            namespace: settings.namespace.clone(),
+            wrap_ttl: settings.wrap_ttl.clone(),
         })
     }
 
     /// The address as given by the user.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The token requests are sent with, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The same client presenting another token (or none).
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            token,
+            ..self.clone()
+        }
+    }
+
+    /// The same client without response wrapping, for the helper calls a
+    /// command makes on its own behalf (mount lookups, token lookups,
+    /// unwrapping) whose answers it needs to read itself.
+    pub fn without_wrapping(&self) -> Client {
+        Client {
+            wrap_ttl: None,
+            ..self.clone()
+        }
     }
 
     /// The URL for an API path such as `sys/seal-status`.
@@ -186,6 +211,18 @@ impl Client {
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Option<Value>, ApiError> {
+        let body = body.map_or(Body::None, Body::Json);
+        self.send(method, path, query, body).await
+    }
+
+    /// Like [`Client::request`] with full control over the body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: Body<'_>,
+    ) -> Result<Option<Value>, ApiError> {
         let exchange = self.exchange(method, path, query, body).await?;
         exchange.into_result()
     }
@@ -199,6 +236,7 @@ impl Client {
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Option<Value>, ApiError> {
+        let body = body.map_or(Body::None, Body::Json);
         let exchange = self.exchange(method, path, query, body).await?;
         if exchange.status != StatusCode::NOT_FOUND {
             return exchange.into_result();
@@ -217,7 +255,7 @@ impl Client {
         method: &str,
         path: &str,
         query: &[(String, String)],
-        body: Option<&Value>,
+        body: Body<'_>,
     ) -> Result<Exchange, ApiError> {
         let url = self.url(path, query);
         let url_text = url.to_string();
@@ -235,8 +273,20 @@ impl Client {
         if let Some(token) = &self.token {
             req = req.header("X-Vault-Token", token);
         }
-        if let Some(body) = body {
-            req = req.json(body);
+        if let Some(namespace) = &self.namespace {
+            req = req.header("X-Vault-Namespace", namespace);
+        }
+        if let Some(ttl) = &self.wrap_ttl {
+            req = req.header("X-Vault-Wrap-TTL", ttl);
+        }
+        match body {
+            Body::None => {}
+            Body::Json(v) => req = req.json(v),
+            Body::MergePatch(v) => {
+                req = req
+                    .header("Content-Type", "application/merge-patch+json")
+                    .body(v.to_string());
+            }
         }
         let resp = req.send().await.map_err(|e| transport(describe(&e)))?;
         let status = resp.status();
@@ -439,39 +489,5 @@ mod tests {
         assert!(is_loopback(&Url::parse("http://127.0.0.1:1").unwrap()));
         assert!(is_loopback(&Url::parse("http://[::1]:1").unwrap()));
         assert!(!is_loopback(&Url::parse("http://10.0.0.1:1").unwrap()));
-    }
-
-    #[test]
-    fn token_sources() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".vault-token"), "file-token\n").unwrap();
-        let home = dir.path().to_string_lossy().into_owned();
-        let env = |pairs: &[(&str, &str)]| {
-            Console::captured(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                Vec::new(),
-            )
-        };
-        assert_eq!(
-            Settings::token_from(&env(&[("HOME", &home)])).as_deref(),
-            Some("file-token")
-        );
-        assert_eq!(
-            Settings::token_from(&env(&[("HOME", &home), ("VAULT_TOKEN", "v")])).as_deref(),
-            Some("v")
-        );
-        assert_eq!(
-            Settings::token_from(&env(&[
-                ("HOME", &home),
-                ("VAULT_TOKEN", "v"),
-                ("MAYFLY_TOKEN", "m")
-            ]))
-            .as_deref(),
-            Some("m")
-        );
-        assert_eq!(Settings::token_from(&env(&[])), None);
     }
 }

@@ -2,9 +2,13 @@
 //! what operators of Vault-style CLIs expect: flags come before positional
 //! arguments, `-name=value` or `-name value`, booleans as `-name` or
 //! `-name=true|false`, and one or two leading dashes are interchangeable.
+//! Durations, repeatable lists and repeatable `key=value` maps follow the
+//! Vault CLI's own flag types.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+
+use crate::duration;
 
 /// The type of value a flag carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +16,13 @@ pub enum Kind {
     Bool,
     String,
     Int,
+    /// A Go duration (`90s`, `1h30m`), bare seconds, `Nd` days, or
+    /// `system` (stored as -1s, which Vault reads as "reset to default").
+    Duration,
+    /// A string that may be given several times; values accumulate.
+    List,
+    /// A `key=value` pair that may be given several times.
+    Map,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +40,10 @@ pub enum Value {
     Bool(bool),
     Str(String),
     Int(i64),
+    /// Nanoseconds, like Go's `time.Duration`.
+    Duration(i64),
+    List(Vec<String>),
+    Map(BTreeMap<String, String>),
 }
 
 /// Why parsing stopped.
@@ -45,6 +60,13 @@ pub enum FlagError {
     BadInt {
         name: String,
         value: String,
+    },
+    /// A value that does not parse as the flag's type; `reason` is the
+    /// parser's own words.
+    BadValue {
+        name: String,
+        value: String,
+        reason: String,
     },
     BadSyntax(String),
 }
@@ -64,6 +86,11 @@ impl fmt::Display for FlagError {
             FlagError::BadInt { name, value } => {
                 write!(f, "invalid value {value:?} for flag -{name}: parse error")
             }
+            FlagError::BadValue {
+                name,
+                value,
+                reason,
+            } => write!(f, "invalid value {value:?} for flag -{name}: {reason}"),
             FlagError::BadSyntax(arg) => write!(f, "bad flag syntax: {arg}"),
         }
     }
@@ -92,6 +119,20 @@ impl FlagSet {
 
     pub fn int(&mut self, name: &'static str, usage: &'static str) -> &mut Self {
         self.add(name, Kind::Int, usage)
+    }
+
+    pub fn duration(&mut self, name: &'static str, usage: &'static str) -> &mut Self {
+        self.add(name, Kind::Duration, usage)
+    }
+
+    /// A flag that may be repeated, each use adding one value.
+    pub fn list(&mut self, name: &'static str, usage: &'static str) -> &mut Self {
+        self.add(name, Kind::List, usage)
+    }
+
+    /// A flag that may be repeated, each use adding one `key=value` pair.
+    pub fn map(&mut self, name: &'static str, usage: &'static str) -> &mut Self {
+        self.add(name, Kind::Map, usage)
     }
 
     /// Registers `alias` as another spelling of the already defined `name`.
@@ -129,6 +170,9 @@ impl FlagSet {
                 Kind::Bool => String::new(),
                 Kind::String => "=<string>".to_string(),
                 Kind::Int => "=<int>".to_string(),
+                Kind::Duration => "=<duration>".to_string(),
+                Kind::List => "=<string>".to_string(),
+                Kind::Map => "=<key=value>".to_string(),
             };
             out.push_str(&format!("  -{}{}\n", def.name, shape));
             if !def.usage.is_empty() {
@@ -179,7 +223,7 @@ impl FlagSet {
                         value: v.clone(),
                     })?),
                 },
-                Kind::String | Kind::Int => {
+                _ => {
                     let raw = match inline {
                         Some(v) => v,
                         None => {
@@ -190,14 +234,8 @@ impl FlagSet {
                             next.clone()
                         }
                     };
-                    if def.kind == Kind::Int {
-                        Value::Int(parse_int(&raw).ok_or_else(|| FlagError::BadInt {
-                            name: name.to_string(),
-                            value: raw.clone(),
-                        })?)
-                    } else {
-                        Value::Str(raw)
-                    }
+                    let previous = parsed.values.remove(def.canonical);
+                    typed_value(def.kind, name, raw, previous)?
                 }
             };
             parsed.values.insert(def.canonical.to_string(), value);
@@ -205,6 +243,52 @@ impl FlagSet {
         parsed.args = args[i..].to_vec();
         Ok(parsed)
     }
+}
+
+/// Converts the text of a non-boolean flag; repeatable kinds extend what
+/// earlier uses of the flag collected.
+fn typed_value(
+    kind: Kind,
+    name: &str,
+    raw: String,
+    previous: Option<Value>,
+) -> Result<Value, FlagError> {
+    let bad = |reason: String, value: &str| FlagError::BadValue {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    Ok(match kind {
+        Kind::Int => Value::Int(parse_int(&raw).ok_or_else(|| FlagError::BadInt {
+            name: name.to_string(),
+            value: raw.clone(),
+        })?),
+        Kind::Duration => {
+            // Vault keeps accepting "system" to mean "use the default".
+            let text = if raw == "system" { "-1" } else { raw.as_str() };
+            Value::Duration(duration::parse(text).map_err(|e| bad(e, &raw))?)
+        }
+        Kind::List => {
+            let mut items = match previous {
+                Some(Value::List(items)) => items,
+                _ => Vec::new(),
+            };
+            items.push(raw.trim().to_string());
+            Value::List(items)
+        }
+        Kind::Map => {
+            let Some((k, v)) = raw.split_once('=') else {
+                return Err(bad(format!("missing = in KV pair: {raw:?}"), &raw));
+            };
+            let mut map = match previous {
+                Some(Value::Map(map)) => map,
+                _ => BTreeMap::new(),
+            };
+            map.insert(k.to_string(), v.to_string());
+            Value::Map(map)
+        }
+        Kind::Bool | Kind::String => Value::Str(raw),
+    })
 }
 
 /// Accepts the spellings Go's `strconv.ParseBool` does.
@@ -261,6 +345,31 @@ impl Parsed {
         match self.values.get(name) {
             Some(Value::Int(n)) => Some(*n),
             _ => None,
+        }
+    }
+
+    /// A duration flag in nanoseconds; negative means `system`.
+    pub fn duration(&self, name: &str) -> Option<i64> {
+        match self.values.get(name) {
+            Some(Value::Duration(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// Every value given to a repeatable flag, in order.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        match self.values.get(name) {
+            Some(Value::List(items)) => items.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The pairs given to a repeatable `key=value` flag; a repeated key
+    /// keeps its last value.
+    pub fn map(&self, name: &str) -> BTreeMap<String, String> {
+        match self.values.get(name) {
+            Some(Value::Map(map)) => map.clone(),
+            _ => BTreeMap::new(),
         }
     }
 }
@@ -371,6 +480,53 @@ mod tests {
         assert_eq!(parse_int("-3"), Some(-3));
         assert_eq!(parse_int("1_000"), Some(1000));
         assert_eq!(parse_int(""), None);
+    }
+
+    #[test]
+    fn durations_lists_and_maps() {
+        let mut fs = FlagSet::new();
+        fs.duration("ttl", "")
+            .list("policy", "")
+            .map("meta", "")
+            .alias("p", "policy");
+        let p = fs
+            .parse(&args(&[
+                "-ttl=1h30m",
+                "-policy=a",
+                "-p",
+                " b ",
+                "-meta=k=v=w",
+                "-meta",
+                "x=",
+                "path",
+            ]))
+            .unwrap();
+        assert_eq!(p.duration("ttl"), Some(5400 * duration::SECOND));
+        assert_eq!(p.list("policy"), vec!["a", "b"]);
+        let meta: Vec<(String, String)> = p.map("meta").into_iter().collect();
+        assert_eq!(
+            meta,
+            vec![
+                ("k".to_string(), "v=w".to_string()),
+                ("x".to_string(), String::new())
+            ]
+        );
+        assert_eq!(p.args, args(&["path"]));
+        assert!(p.list("missing").is_empty());
+
+        let p = fs.parse(&args(&["-ttl=system"])).unwrap();
+        assert_eq!(p.duration("ttl"), Some(-duration::SECOND));
+        let p = fs.parse(&args(&["-ttl", "90"])).unwrap();
+        assert_eq!(p.duration("ttl"), Some(90 * duration::SECOND));
+
+        assert_eq!(
+            fs.parse(&args(&["-ttl=soon"])).unwrap_err().to_string(),
+            "invalid value \"soon\" for flag -ttl: time: invalid duration \"soon\""
+        );
+        assert_eq!(
+            fs.parse(&args(&["-meta=novalue"])).unwrap_err().to_string(),
+            "invalid value \"novalue\" for flag -meta: missing = in KV pair: \"novalue\""
+        );
     }
 
     #[test]

@@ -187,6 +187,58 @@ pub fn go_duration(seconds: i64) -> String {
     }
 }
 
+/// Whole seconds the way the Vault CLI shows TTLs: Go's duration text
+/// without the noise zeros, so `1h`, `768h`, `1h30m`, `5m`, `45s`.
+pub fn human_duration(seconds: i64) -> String {
+    let mut s = go_duration(seconds);
+    if s.ends_with("m0s") {
+        s.truncate(s.len() - 2);
+    }
+    if let Some(idx) = s.find("h0m").filter(|&i| i > 0) {
+        s.replace_range(idx + 1..idx + 3, "");
+    }
+    s
+}
+
+/// An RFC 3339 timestamp as Go's `time.Time.String()` prints it:
+/// `2024-01-02 03:04:05.123456789 +0000 UTC`. Anything unparsable is
+/// returned unchanged.
+pub fn go_time(timestamp: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let Ok(t) = time::OffsetDateTime::parse(timestamp, &Rfc3339) else {
+        return timestamp.to_string();
+    };
+    let mut out = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    if t.nanosecond() > 0 {
+        let frac = format!("{:09}", t.nanosecond());
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    let offset = t.offset().whole_seconds();
+    let sign = if offset < 0 { '-' } else { '+' };
+    let zone = format!(
+        "{sign}{:02}{:02}",
+        offset.unsigned_abs() / 3600,
+        (offset.unsigned_abs() / 60) % 60
+    );
+    // Go names the zone UTC only for UTC; a parsed fixed offset has no
+    // name, so the offset is printed twice.
+    let name = if offset == 0 {
+        "UTC".to_string()
+    } else {
+        zone.clone()
+    };
+    format!("{out} {zone} {name}")
+}
+
 /// Pretty JSON with two-space indentation.
 pub fn json(v: &Value) -> String {
     // Serializing a `Value` cannot fail: its keys are always strings.
@@ -230,7 +282,7 @@ pub fn yaml(v: &Value) -> String {
         Value::Object(m) if !m.is_empty() => yaml_block(v, 0, &mut out),
         Value::Array(a) if !a.is_empty() => yaml_block(v, 0, &mut out),
         other => {
-            out.push_str(&yaml_scalar(other));
+            out.push_str(&yaml_scalar(other, 2));
             out.push('\n');
         }
     }
@@ -267,7 +319,7 @@ fn yaml_block(v: &Value, indent: usize, out: &mut String) {
                     }
                     scalar => {
                         out.push(' ');
-                        out.push_str(&yaml_scalar(scalar));
+                        out.push_str(&yaml_scalar(scalar, indent + 2));
                         out.push('\n');
                     }
                 }
@@ -284,28 +336,67 @@ fn yaml_block(v: &Value, indent: usize, out: &mut String) {
                     yaml_block(item, indent + 2, &mut nested);
                     out.push_str(&nested[indent + 2..]);
                 } else {
-                    out.push_str(&yaml_scalar(item));
+                    out.push_str(&yaml_scalar(item, indent + 2));
                     out.push('\n');
                 }
             }
         }
         scalar => {
             out.push_str(&pad);
-            out.push_str(&yaml_scalar(scalar));
+            out.push_str(&yaml_scalar(scalar, indent + 2));
             out.push('\n');
         }
     }
 }
 
-fn yaml_scalar(v: &Value) -> String {
+/// A scalar; multi-line strings become literal blocks whose lines are
+/// indented by `content_indent`.
+fn yaml_scalar(v: &Value, content_indent: usize) -> String {
     match v {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
+        Value::String(s) if literal_ok(s) => yaml_literal(s, content_indent),
         Value::String(s) => yaml_string(s),
         Value::Array(_) => "[]".to_string(),
         Value::Object(_) => "{}".to_string(),
     }
+}
+
+/// Whether a string can be written as a literal block (`|`), which is
+/// how Go's YAML encoder writes multi-line text such as policies: it must
+/// span lines and hold nothing a block cannot carry verbatim.
+fn literal_ok(s: &str) -> bool {
+    s.contains('\n')
+        && !s.ends_with(' ')
+        && !s.contains(" \n")
+        && !s
+            .chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{feff}')
+}
+
+/// A literal block: `|` keeps one final newline, `|-` strips a missing
+/// one, `|+` keeps several. Text starting with a space or an empty line
+/// needs the indentation spelled out (`|2`), since it cannot be inferred.
+fn yaml_literal(s: &str, content_indent: usize) -> String {
+    let (chomp, body) = if s.ends_with("\n\n") {
+        ("+", &s[..s.len() - 1])
+    } else if let Some(body) = s.strip_suffix('\n') {
+        ("", body)
+    } else {
+        ("-", s)
+    };
+    let hint = if s.starts_with([' ', '\n']) { "2" } else { "" };
+    let pad = " ".repeat(content_indent);
+    let mut out = format!("|{hint}{chomp}");
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// A string plain when YAML would read it back unchanged as a string,
@@ -341,15 +432,71 @@ fn yaml_plain_ok(s: &str) -> bool {
     if RESERVED.contains(&lower.as_str()) {
         return false;
     }
-    // Anything that starts like a number (including dates and versions
-    // such as 1.2.3) is quoted rather than risk a numeric reading.
-    let mut chars = s.chars();
-    let lead = if matches!(first, '+' | '.') {
-        chars.nth(1)
-    } else {
-        Some(first)
+    // Quoted exactly when YAML 1.1 would read a number or a timestamp,
+    // which is when Go's YAML encoder (and so Vault) quotes.
+    !(matches!(first, '+' | '-' | '.' | '0'..='9') && yaml_non_string(s))
+}
+
+/// Whether a plain scalar starting like a number would resolve to an
+/// int, float, sexagesimal number or timestamp.
+fn yaml_non_string(s: &str) -> bool {
+    let plain = s.replace('_', "");
+    go_int(&plain) || plain.parse::<f64>().is_ok() || yaml_timestamp(s) || base60(s)
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` syntax: sign, then decimal, `0x`,
+/// `0o`, `0b` or leading-zero octal digits.
+fn go_int(s: &str) -> bool {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (body, radix) = match digits.get(..2).map(str::to_ascii_lowercase).as_deref() {
+        Some("0x") => (&digits[2..], 16),
+        Some("0o") => (&digits[2..], 8),
+        Some("0b") => (&digits[2..], 2),
+        _ if digits.len() > 1 && digits.starts_with('0') => (&digits[1..], 8),
+        _ => (digits, 10),
     };
-    !matches!(lead, Some(c) if c.is_ascii_digit() || c == '.')
+    !body.is_empty() && body.chars().all(|c| c.is_digit(radix))
+}
+
+/// `YYYY-M-D`, optionally followed by a time, as YAML 1.1 timestamps go.
+fn yaml_timestamp(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    if bytes.len() < 8 || !bytes[..4].iter().all(u8::is_ascii_digit) || bytes[4] != b'-' {
+        return false;
+    }
+    let rest = &s[5..];
+    let date_end = rest.find(['T', 't', ' ']).unwrap_or(rest.len());
+    let mut parts = rest[..date_end].split('-');
+    let valid = |p: Option<&str>| {
+        p.is_some_and(|p| (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if !(valid(parts.next()) && valid(parts.next()) && parts.next().is_none()) {
+        return false;
+    }
+    let time = &rest[date_end..];
+    time.is_empty() || time[1..].contains(':')
+}
+
+/// YAML 1.1 sexagesimal numbers such as `1:20` or `-3:25:45.5`.
+fn base60(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    let mut groups = whole.split(':');
+    let first_ok = groups.next().is_some_and(|g| {
+        g.starts_with(|c: char| c.is_ascii_digit())
+            && g.chars().all(|c| c.is_ascii_digit() || c == '_')
+    });
+    let mut rest_count = 0;
+    let rest_ok = groups.all(|g| {
+        rest_count += 1;
+        let digits_ok = (1..=2).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit());
+        let leading_ok = g.len() < 2 || g.as_bytes()[0] <= b'5';
+        digits_ok && leading_ok
+    });
+    first_ok
+        && rest_count > 0
+        && rest_ok
+        && fraction.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 fn yaml_quote(s: &str) -> String {
@@ -473,6 +620,35 @@ mod tests {
     }
 
     #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(3600), "1h");
+        assert_eq!(human_duration(2_764_800), "768h");
+        assert_eq!(human_duration(5400), "1h30m");
+        assert_eq!(human_duration(3601), "1h1s");
+        assert_eq!(human_duration(300), "5m");
+        assert_eq!(human_duration(7199), "1h59m59s");
+        assert_eq!(human_duration(45), "45s");
+    }
+
+    #[test]
+    fn go_times() {
+        assert_eq!(
+            go_time("2024-01-02T03:04:05.123456789Z"),
+            "2024-01-02 03:04:05.123456789 +0000 UTC"
+        );
+        assert_eq!(
+            go_time("2024-01-02T03:04:05Z"),
+            "2024-01-02 03:04:05 +0000 UTC"
+        );
+        assert_eq!(
+            go_time("2024-01-02T03:04:05.5+01:30"),
+            "2024-01-02 03:04:05.5 +0130 +0130"
+        );
+        assert_eq!(go_time("garbage"), "garbage");
+    }
+
+    #[test]
     fn format_names() {
         assert_eq!(Format::parse("JSON"), Some(Format::Json));
         assert_eq!(Format::parse("yaml"), Some(Format::Yaml));
@@ -491,10 +667,37 @@ mod tests {
         assert_eq!(yaml(&json!("")), "\"\"\n");
         assert_eq!(yaml(&json!("true")), "\"true\"\n");
         assert_eq!(yaml(&json!("123")), "\"123\"\n");
-        assert_eq!(yaml(&json!("1.2.3")), "\"1.2.3\"\n");
+        assert_eq!(yaml(&json!("1.2.3")), "1.2.3\n");
+        for quoted in [
+            "0x1F",
+            "2024-01-02",
+            "2024-01-02T03:04:05Z",
+            "1:20",
+            "1e3",
+            "007",
+            "1_000",
+            ".5",
+            "-3",
+            "+1",
+            "0o17",
+            "0b101",
+            "1.",
+        ] {
+            assert_eq!(yaml(&json!(quoted)), format!("\"{quoted}\"\n"), "{quoted}");
+        }
+        for plain in ["1h", "12abc", "25301fa1-ac64-4d0e", "nan", "1.2.3", "v1.2"] {
+            assert_eq!(yaml(&json!(plain)), format!("{plain}\n"), "{plain}");
+        }
         assert_eq!(yaml(&json!("a: b")), "\"a: b\"\n");
         assert_eq!(yaml(&json!("- x")), "\"- x\"\n");
-        assert_eq!(yaml(&json!("line1\nline2")), "\"line1\\nline2\"\n");
+        assert_eq!(yaml(&json!("line1\nline2")), "|-\n  line1\n  line2\n");
+        assert_eq!(
+            yaml(&json!({"policy": "path \"a\" {\n}\n", "l": ["x\n\ny\n\n"]})),
+            "l:\n- |+\n  x\n\n  y\n\npolicy: |\n  path \"a\" {\n  }\n"
+        );
+        assert_eq!(yaml(&json!("tab\there\n")), "\"tab\\there\\n\"\n");
+        assert_eq!(yaml(&json!({"p": "\n# c\n"})), "p: |2\n\n  # c\n");
+        assert_eq!(yaml(&json!("trailing \nspace")), "\"trailing \\nspace\"\n");
         assert_eq!(yaml(&json!("hvs.abc")), "hvs.abc\n");
         assert_eq!(yaml(&json!(null)), "null\n");
         assert_eq!(yaml(&json!(7)), "7\n");

@@ -4,8 +4,11 @@
 mod client;
 mod commands;
 mod console;
+mod duration;
 mod flags;
 mod format;
+mod hcl_format;
+mod token_helper;
 
 use std::collections::BTreeMap;
 
@@ -20,12 +23,19 @@ Common commands:
     write       Write data, configuration, and secrets
     delete      Delete secrets and configuration
     list        List data or secrets
+    login       Authenticate locally
     status      Print seal and HA status
     server      Start a Mayfly server
+    unwrap      Unwrap a wrapped secret
     version     Print the Mayfly version
 
 Other commands:
+    auth        Interact with auth methods
+    kv          Interact with the key/value secrets engine
     operator    Perform operator-specific tasks
+    policy      Interact with policies
+    secrets     Interact with secrets engines
+    token       Interact with tokens
 
 Global options (accepted by every command):
     -address=<url>      Server address (MAYFLY_ADDR or VAULT_ADDR;
@@ -34,8 +44,11 @@ Global options (accepted by every command):
     -field=<name>       Print only this field of the response
     -tls-skip-verify    Skip TLS certificate verification (VAULT_SKIP_VERIFY)
     -ca-cert=<file>     CA certificate to trust (VAULT_CACERT)
+    -wrap-ttl=<dur>     Wrap the response in a single-use token (VAULT_WRAP_TTL)
+    -namespace=<ns>     Namespace of the request (VAULT_NAMESPACE); also -ns
 
-The token is taken from MAYFLY_TOKEN, then VAULT_TOKEN, then ~/.vault-token.
+The token is taken from MAYFLY_TOKEN, then VAULT_TOKEN, then ~/.mayfly-token
+(written by \"mayfly login\") or, if that does not exist, ~/.vault-token.
 Run \"mayfly <command> -h\" for help on a command.";
 
 /// Runs the CLI with real standard streams and environment. `args`
@@ -95,6 +108,13 @@ async fn run_with(console: &mut Console, args: &[String], version: &str) -> i32 
         "write" => commands::kv_verbs::write(console, rest).await,
         "list" => commands::kv_verbs::list(console, rest).await,
         "delete" => commands::kv_verbs::delete(console, rest).await,
+        "login" => commands::login::run(console, rest).await,
+        "unwrap" => commands::unwrap::run(console, rest).await,
+        "auth" => commands::auth::run(console, rest).await,
+        "kv" => commands::kv::run(console, rest).await,
+        "policy" => commands::policy::run(console, rest).await,
+        "secrets" => commands::secrets::run(console, rest).await,
+        "token" => commands::token::run(console, rest).await,
         other => {
             console.err(&format!("Unknown command: {other}"));
             console.err("");

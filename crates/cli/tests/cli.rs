@@ -1,123 +1,13 @@
 //! The CLI end to end against a scripted HTTP server: checks the requests
 //! it sends (method, path, headers, body) and the exact output it prints.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+mod support;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use mayfly_cli::{Captured, run_captured};
+use std::collections::BTreeMap;
+
+use mayfly_cli::run_captured;
 use serde_json::{Value, json};
-
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    query: String,
-    token: Option<String>,
-    vault_request: Option<String>,
-    body: Option<Value>,
-}
-
-#[derive(Default)]
-struct Script {
-    replies: HashMap<(String, String), (u16, Option<Value>)>,
-    seen: Vec<Seen>,
-}
-
-type Shared = Arc<Mutex<Script>>;
-
-async fn handler(
-    State(script): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let seen = Seen {
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: uri.query().unwrap_or("").to_string(),
-        token: header("x-vault-token"),
-        vault_request: header("x-vault-request"),
-        body: serde_json::from_slice(&body).ok(),
-    };
-    let mut script = script.lock().unwrap();
-    let reply = script
-        .replies
-        .get(&(seen.method.clone(), seen.path.clone()))
-        .cloned();
-    script.seen.push(seen);
-    match reply {
-        Some((status, Some(body))) => (
-            StatusCode::from_u16(status).unwrap(),
-            [("content-type", "application/json")],
-            body.to_string(),
-        )
-            .into_response(),
-        Some((status, None)) => StatusCode::from_u16(status).unwrap().into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            [("content-type", "application/json")],
-            json!({"errors": []}).to_string(),
-        )
-            .into_response(),
-    }
-}
-
-struct Server {
-    address: String,
-    script: Shared,
-}
-
-impl Server {
-    async fn start() -> Self {
-        let script: Shared = Arc::default();
-        let app = axum::Router::new()
-            .fallback(handler)
-            .with_state(script.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { address, script }
-    }
-
-    fn reply(&self, method: &str, path: &str, status: u16, body: Option<Value>) {
-        self.script
-            .lock()
-            .unwrap()
-            .replies
-            .insert((method.to_string(), path.to_string()), (status, body));
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.script.lock().unwrap().seen.clone()
-    }
-
-    async fn run(&self, args: &[&str]) -> Captured {
-        self.run_with(args, &[], "").await
-    }
-
-    async fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Captured {
-        let mut vars: BTreeMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        vars.insert("VAULT_ADDR".into(), self.address.clone());
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        run_captured(&args, "Mayfly v0.1.0 (test)", vars, stdin.as_bytes()).await
-    }
-}
+use support::Server;
 
 fn seal_status(sealed: bool) -> Value {
     json!({
@@ -197,7 +87,7 @@ async fn read_outputs() {
         "\
 Key                 Value
 ---                 -----
-refresh_interval    768h0m0s
+refresh_interval    768h
 password            hunter2
 user                bob
 "
@@ -209,12 +99,16 @@ user                bob
         .await;
     assert_eq!((out.code, out.stdout.as_str()), (0, "hunter2"));
 
+    // The envelope as Vault's CLI prints it: fixed field order, and no
+    // auth or wrap_info when the server sent none.
     let out = server
         .run_with(&["read", "--format", "json", "secret/foo"], &env, "")
         .await;
     assert_eq!(
         out.stdout,
-        format!("{}\n", serde_json::to_string_pretty(&secret).unwrap())
+        "{\n  \"request_id\": \"r1\",\n  \"lease_id\": \"\",\n  \"lease_duration\": 2764800,\n  \
+         \"renewable\": false,\n  \"data\": {\n    \"password\": \"hunter2\",\n    \"user\": \"bob\"\n  \
+         },\n  \"warnings\": null\n}\n"
     );
 
     let out = server
@@ -300,7 +194,8 @@ async fn write_list_delete() {
     );
     let out = server.run(&["list", "secret"]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(out.stdout, "Keys\n----\nfoo\ndir/\n");
+    // Sorted, as Vault prints listings.
+    assert_eq!(out.stdout, "Keys\n----\ndir/\nfoo\n");
     let out = server.run(&["list", "-format=json", "secret/"]).await;
     assert_eq!(out.stdout, "[\n  \"foo\",\n  \"dir/\"\n]\n");
     let out = server.run(&["list", "empty"]).await;

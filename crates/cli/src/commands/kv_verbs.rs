@@ -3,10 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{
-    EXIT_OK, EXIT_SERVER, EXIT_USAGE, Globals, Spec, api_error, arg_count_error, bool_field,
-    int_field, parse, print_data, print_raw, print_warnings, str_field,
-};
+use super::output::{envelope, output_list, output_secret, secret_rows};
+use super::{EXIT_OK, EXIT_SERVER, EXIT_USAGE, Spec, api_error, arg_count_error, parse};
 use crate::console::Console;
 use crate::flags::FlagSet;
 use crate::format::{self, Format};
@@ -143,40 +141,10 @@ pub async fn list(console: &mut Console, args: &[String]) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let secret = match client.request_optional("LIST", &path, &[], None).await {
-        Ok(s) => s,
-        Err(e) => return api_error(console, &format!("Error listing {path}"), &e),
-    };
-    let keys = secret
-        .as_ref()
-        .and_then(|s| s.get("data"))
-        .and_then(|d| d.get("keys"))
-        .and_then(Value::as_array)
-        .cloned();
-    if globals.format != Format::Table {
-        return match keys {
-            Some(keys) => {
-                print_data(console, globals.format, &Value::Array(keys));
-                EXIT_OK
-            }
-            None => {
-                print_data(console, globals.format, &Value::Object(Map::new()));
-                EXIT_SERVER
-            }
-        };
+    match client.request_optional("LIST", &path, &[], None).await {
+        Ok(secret) => output_list(console, &globals, secret.as_ref(), &path),
+        Err(e) => api_error(console, &format!("Error listing {path}"), &e),
     }
-    let Some(secret) = secret.filter(|s| s.get("data").is_some_and(Value::is_object)) else {
-        console.err(&format!("No value found at {path}"));
-        return EXIT_SERVER;
-    };
-    let Some(keys) = keys else {
-        console.err(&format!("No entries found at {path}"));
-        return EXIT_SERVER;
-    };
-    print_warnings(console, &secret);
-    let rows: Vec<Vec<String>> = keys.iter().map(|k| vec![format::go_value(k)]).collect();
-    console.out(&format::table(&["Keys"], &rows));
-    EXIT_OK
 }
 
 pub async fn delete(console: &mut Console, args: &[String]) -> i32 {
@@ -302,180 +270,11 @@ fn insert(map: &mut Map<String, Value>, key: String, value: Value) {
 
 /// Whether a response has anything the table output would show.
 fn has_content(secret: &Value) -> bool {
-    !secret_rows(secret).is_empty()
+    !secret_rows(&envelope(secret)).is_empty()
         || secret
             .get("warnings")
             .and_then(Value::as_array)
             .is_some_and(|w| !w.is_empty())
-}
-
-/// Prints a response envelope: a table of its lease, auth and data
-/// fields, the whole envelope as json/yaml, or one field with `-field`.
-pub fn output_secret(console: &mut Console, globals: &Globals, secret: &Value) -> i32 {
-    if let Some(field) = &globals.field {
-        return match raw_field(secret, field) {
-            Some(v) => {
-                match globals.format {
-                    Format::Table => print_raw(console, &format::go_value(&v)),
-                    other => print_data(console, other, &v),
-                }
-                EXIT_OK
-            }
-            None => {
-                console.err(&format!("Field \"{field}\" not present in secret"));
-                EXIT_USAGE
-            }
-        };
-    }
-    match globals.format {
-        Format::Table => {
-            print_warnings(console, secret);
-            let rows = secret_rows(secret);
-            if !rows.is_empty() {
-                console.out(&format::key_value_table(&rows));
-            }
-        }
-        other => print_data(console, other, secret),
-    }
-    EXIT_OK
-}
-
-fn object<'a>(secret: &'a Value, key: &str) -> Option<&'a Map<String, Value>> {
-    secret.get(key).and_then(Value::as_object)
-}
-
-/// Table rows in Vault's order: lease, auth, wrapping, then data keys
-/// sorted.
-fn secret_rows(secret: &Value) -> Vec<(String, String)> {
-    let mut rows: Vec<(String, String)> = Vec::new();
-    let lease_duration = int_field(secret, "lease_duration");
-    if lease_duration > 0 {
-        let lease_id = str_field(secret, "lease_id");
-        if lease_id.is_empty() {
-            // Plain key/value data has no lease, only a suggested refresh
-            // interval.
-            rows.push((
-                "refresh_interval".into(),
-                format::go_duration(lease_duration),
-            ));
-        } else {
-            rows.push(("lease_id".into(), lease_id.into()));
-            rows.push(("lease_duration".into(), format::go_duration(lease_duration)));
-            rows.push((
-                "lease_renewable".into(),
-                bool_field(secret, "renewable").to_string(),
-            ));
-        }
-    }
-    if let Some(auth) = secret.get("auth").filter(|a| a.is_object()) {
-        rows.push(("token".into(), str_field(auth, "client_token").into()));
-        rows.push(("token_accessor".into(), str_field(auth, "accessor").into()));
-        let duration = int_field(auth, "lease_duration");
-        rows.push((
-            "token_duration".into(),
-            if duration == 0 {
-                "∞".to_string()
-            } else {
-                format::go_duration(duration)
-            },
-        ));
-        rows.push((
-            "token_renewable".into(),
-            bool_field(auth, "renewable").to_string(),
-        ));
-        for (row, key) in [
-            ("token_policies", "token_policies"),
-            ("identity_policies", "identity_policies"),
-            ("policies", "policies"),
-        ] {
-            rows.push((
-                row.into(),
-                format::go_quoted_list(auth.get(key).unwrap_or(&Value::Null)),
-            ));
-        }
-        if let Some(meta) = object(auth, "metadata") {
-            let mut keys: Vec<&String> = meta.keys().collect();
-            keys.sort();
-            for k in keys {
-                rows.push((
-                    format!("token_meta_{k}"),
-                    format::go_value(&meta[k.as_str()]),
-                ));
-            }
-        }
-    }
-    if let Some(wrap) = secret.get("wrap_info").filter(|w| w.is_object()) {
-        rows.push(("wrapping_token:".into(), str_field(wrap, "token").into()));
-        rows.push((
-            "wrapping_accessor:".into(),
-            str_field(wrap, "accessor").into(),
-        ));
-        rows.push((
-            "wrapping_token_ttl:".into(),
-            format::go_duration(int_field(wrap, "ttl")),
-        ));
-        rows.push((
-            "wrapping_token_creation_time:".into(),
-            str_field(wrap, "creation_time").into(),
-        ));
-        rows.push((
-            "wrapping_token_creation_path:".into(),
-            str_field(wrap, "creation_path").into(),
-        ));
-        let wrapped = str_field(wrap, "wrapped_accessor");
-        if !wrapped.is_empty() {
-            rows.push(("wrapped_accessor:".into(), wrapped.into()));
-        }
-    }
-    if let Some(data) = object(secret, "data") {
-        let mut keys: Vec<&String> = data.keys().collect();
-        keys.sort();
-        for k in keys {
-            rows.push((k.clone(), format::go_value(&data[k.as_str()])));
-        }
-    }
-    rows
-}
-
-/// The value `-field=NAME` prints: envelope fields shadow data keys of the
-/// same name, and a null value counts as absent.
-fn raw_field(secret: &Value, field: &str) -> Option<Value> {
-    let data = || object(secret, "data").and_then(|d| d.get(field)).cloned();
-    let value = if let Some(auth) = secret.get("auth").filter(|a| a.is_object()) {
-        match field {
-            "token" => auth.get("client_token").cloned(),
-            "token_accessor" => auth.get("accessor").cloned(),
-            "token_duration" => auth.get("lease_duration").cloned(),
-            "token_renewable" => auth.get("renewable").cloned(),
-            "token_policies" | "identity_policies" | "policies" => Some(
-                auth.get(field)
-                    .filter(|v| !v.is_null())
-                    .cloned()
-                    .unwrap_or(Value::Array(Vec::new())),
-            ),
-            _ => data(),
-        }
-    } else if let Some(wrap) = secret.get("wrap_info").filter(|w| w.is_object()) {
-        match field {
-            "wrapping_token" => wrap.get("token").cloned(),
-            "wrapping_accessor" => wrap.get("accessor").cloned(),
-            "wrapping_token_ttl" => wrap.get("ttl").cloned(),
-            "wrapping_token_creation_time" => wrap.get("creation_time").cloned(),
-            "wrapping_token_creation_path" => wrap.get("creation_path").cloned(),
-            "wrapped_accessor" => wrap.get("wrapped_accessor").cloned(),
-            _ => data(),
-        }
-    } else {
-        match field {
-            "refresh_interval" | "lease_duration" => secret.get("lease_duration").cloned(),
-            "lease_id" => secret.get("lease_id").cloned(),
-            "lease_renewable" => secret.get("renewable").cloned(),
-            "request_id" => secret.get("request_id").cloned(),
-            "warnings" => secret.get("warnings").cloned(),
-            _ => data(),
-        }
-    };
-    value.filter(|v| !v.is_null())
 }
 
 #[cfg(test)]
@@ -556,77 +355,6 @@ mod tests {
                 ("z".to_string(), "1".to_string())
             ]
         );
-    }
-
-    #[test]
-    fn kv_secret_table_rows() {
-        let secret = json!({
-            "request_id": "r", "lease_id": "", "lease_duration": 2764800, "renewable": false,
-            "data": {"zeta": "z", "alpha": ["a", "b"], "m": {"k": 1}, "n": null},
-            "warnings": null, "auth": null
-        });
-        assert_eq!(
-            format::key_value_table(&secret_rows(&secret)),
-            "\
-Key                 Value
----                 -----
-refresh_interval    768h0m0s
-alpha               [a b]
-m                   map[k:1]
-n                   <nil>
-zeta                z"
-        );
-    }
-
-    #[test]
-    fn leased_and_auth_rows() {
-        let secret = json!({
-            "lease_id": "db/creds/x/123", "lease_duration": 3600, "renewable": true,
-            "data": null,
-            "auth": {
-                "client_token": "hvs.t", "accessor": "acc", "lease_duration": 0,
-                "renewable": false, "token_policies": ["root"], "policies": ["root"],
-                "metadata": {"user": "bob"}
-            }
-        });
-        let rows = secret_rows(&secret);
-        let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            vec![
-                "lease_id",
-                "lease_duration",
-                "lease_renewable",
-                "token",
-                "token_accessor",
-                "token_duration",
-                "token_renewable",
-                "token_policies",
-                "identity_policies",
-                "policies",
-                "token_meta_user"
-            ]
-        );
-        assert_eq!(rows[1].1, "1h0m0s");
-        assert_eq!(rows[5].1, "∞");
-        assert_eq!(rows[7].1, "[\"root\"]");
-        assert_eq!(rows[8].1, "[]");
-    }
-
-    #[test]
-    fn field_lookup() {
-        let secret = json!({
-            "request_id": "r", "lease_id": "", "lease_duration": 60, "renewable": false,
-            "data": {"password": "hunter2", "lease_id": "shadowed", "gone": null}
-        });
-        assert_eq!(raw_field(&secret, "password"), Some(json!("hunter2")));
-        assert_eq!(raw_field(&secret, "lease_id"), Some(json!("")));
-        assert_eq!(raw_field(&secret, "refresh_interval"), Some(json!(60)));
-        assert_eq!(raw_field(&secret, "gone"), None);
-        assert_eq!(raw_field(&secret, "missing"), None);
-        let login = json!({"auth": {"client_token": "hvs.t"}, "data": null});
-        assert_eq!(raw_field(&login, "token"), Some(json!("hvs.t")));
-        assert_eq!(raw_field(&login, "policies"), Some(json!([])));
     }
 
     #[test]

@@ -1,11 +1,20 @@
 //! What every command shares: the global flags, turning them (and the
 //! environment) into a client, usage errors, and printing API responses.
 
+pub mod auth;
 pub mod generate_root;
+pub mod kv;
 pub mod kv_verbs;
+pub mod login;
+pub mod mounts;
 pub mod operator;
+pub mod output;
+pub mod policy;
 pub mod rekey;
+pub mod secrets;
 pub mod status;
+pub mod token;
+pub mod unwrap;
 
 use serde_json::Value;
 
@@ -13,6 +22,7 @@ use crate::client::{ApiError, Client, DEFAULT_ADDRESS, Settings};
 use crate::console::Console;
 use crate::flags::{FlagError, FlagSet, Parsed};
 use crate::format::{self, Format};
+use crate::{duration, token_helper};
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -55,7 +65,18 @@ pub fn add_global_flags(fs: &mut FlagSet) {
     .string(
         "ca-cert",
         "PEM file of the CA that signed the server's certificate. Overrides VAULT_CACERT.",
-    );
+    )
+    .duration(
+        "wrap-ttl",
+        "Wrap the response in a single-use token valid this long (\"30s\", \"5m\"); read it \
+         back with \"mayfly unwrap\". Overrides VAULT_WRAP_TTL.",
+    )
+    .string(
+        "namespace",
+        "Namespace the request is for, sent as X-Vault-Namespace. Overrides VAULT_NAMESPACE. \
+         -ns is a shortcut.",
+    )
+    .alias("ns", "namespace");
 }
 
 /// Parses `args` with `fs` plus the global flags. On `-h` the help goes to
@@ -125,6 +146,20 @@ fn globals(console: &mut Console, parsed: &Parsed) -> Result<Globals, i32> {
         .string("ca-cert")
         .or_else(|| console.env_any(&["MAYFLY_CACERT", "VAULT_CACERT"]))
         .map(str::to_string);
+    // Like Vault, an unparsable VAULT_WRAP_TTL is ignored rather than fatal.
+    let wrap_ttl = parsed
+        .duration("wrap-ttl")
+        .or_else(|| {
+            console
+                .env_any(&["MAYFLY_WRAP_TTL", "VAULT_WRAP_TTL"])
+                .and_then(|v| duration::parse(v).ok())
+        })
+        .filter(|&nanos| nanos != 0)
+        .map(duration::go_string);
+    let namespace = parsed
+        .string("namespace")
+        .or_else(|| console.env_any(&["MAYFLY_NAMESPACE", "VAULT_NAMESPACE"]))
+        .and_then(canonical_namespace);
     Ok(Globals {
         format,
         field: parsed
@@ -133,10 +168,25 @@ fn globals(console: &mut Console, parsed: &Parsed) -> Result<Globals, i32> {
             .map(str::to_string),
         settings: Settings {
             address,
-            token: Settings::token_from(console),
+            token: token_helper::lookup(console),
             ca_cert,
             skip_verify,
+            namespace,
+            wrap_ttl,
         },
+    })
+}
+
+/// `ns1/ns2/` from `/ns1/ns2` and friends; empty means "no namespace".
+fn canonical_namespace(ns: &str) -> Option<String> {
+    let ns = ns.trim_start_matches('/');
+    if ns.is_empty() {
+        return None;
+    }
+    Some(if ns.ends_with('/') {
+        ns.to_string()
+    } else {
+        format!("{ns}/")
     })
 }
 
@@ -149,6 +199,44 @@ impl Globals {
             EXIT_SERVER
         })
     }
+}
+
+/// Picks the subcommand of a command group such as `mayfly token ...`.
+/// Without one, with `help`, or with an unknown one, the group's help is
+/// printed and the exit code comes back as `Err`.
+pub fn subcommand<'a>(
+    console: &mut Console,
+    group: &str,
+    help: &str,
+    known: &[&str],
+    args: &'a [String],
+) -> Result<(&'a str, &'a [String]), i32> {
+    let Some((sub, rest)) = args.split_first() else {
+        console.err(help);
+        return Err(EXIT_USAGE);
+    };
+    match sub.as_str() {
+        "-h" | "-help" | "--help" | "help" => {
+            console.out(help);
+            Err(EXIT_OK)
+        }
+        name if known.contains(&name) => Ok((name, rest)),
+        other => {
+            console.err(&format!("Unknown command: {group} {other}"));
+            console.err("");
+            console.err(help);
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// Reports a usage problem in the command's own words, followed by the
+/// command's help.
+pub fn usage_error(console: &mut Console, spec: &Spec, message: &str) -> i32 {
+    console.err(message);
+    console.err("");
+    console.err(spec.help.trim_end());
+    EXIT_USAGE
 }
 
 /// Reports a wrong number of positional arguments.
@@ -164,12 +252,31 @@ pub fn arg_count_error(console: &mut Console, spec: &Spec, expected: &str, got: 
     } else {
         "Too many"
     };
-    console.err(&format!(
-        "{which} arguments (expected {expected}, got {got})"
-    ));
-    console.err("");
-    console.err(spec.help.trim_end());
-    EXIT_USAGE
+    usage_error(
+        console,
+        spec,
+        &format!("{which} arguments (expected {expected}, got {got})"),
+    )
+}
+
+/// An I/O error in the words Go uses ("no such file or directory"), as
+/// Vault's messages about local files read.
+pub fn io_error_text(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "no such file or directory".to_string(),
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        ErrorKind::IsADirectory => "is a directory".to_string(),
+        _ => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        }
+    }
 }
 
 /// Reports a failed call as `{context}: {error}`.

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::status::print_seal_status;
 use super::{
-    EXIT_OK, EXIT_SERVER, EXIT_USAGE, Spec, api_error, arg_count_error, int_field, parse, payload,
-    print_data, prompt_secret, str_field,
+    EXIT_OK, EXIT_SERVER, Spec, api_error, arg_count_error, int_field, parse, payload, print_data,
+    prompt_secret, str_field, subcommand,
 };
 use crate::console::Console;
 use crate::flags::FlagSet;
@@ -30,11 +30,21 @@ Subcommands:
 
 /// Dispatches `mayfly operator ...`.
 pub async fn run(console: &mut Console, args: &[String]) -> i32 {
-    let Some((sub, rest)) = args.split_first() else {
-        console.err(OPERATOR_HELP);
-        return EXIT_USAGE;
+    let known = [
+        "generate-root",
+        "init",
+        "key-status",
+        "rekey",
+        "rotate",
+        "seal",
+        "step-down",
+        "unseal",
+    ];
+    let (sub, rest) = match subcommand(console, "operator", OPERATOR_HELP, &known, args) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
-    match sub.as_str() {
+    match sub {
         "init" => init(console, rest).await,
         "unseal" => unseal(console, rest).await,
         "seal" => seal(console, rest).await,
@@ -42,17 +52,7 @@ pub async fn run(console: &mut Console, args: &[String]) -> i32 {
         "rotate" => rotate(console, rest).await,
         "key-status" => key_status(console, rest).await,
         "generate-root" => super::generate_root::run(console, rest).await,
-        "rekey" => super::rekey::run(console, rest).await,
-        "-h" | "-help" | "--help" | "help" => {
-            console.out(OPERATOR_HELP);
-            EXIT_OK
-        }
-        other => {
-            console.err(&format!("Unknown command: operator {other}"));
-            console.err("");
-            console.err(OPERATOR_HELP);
-            EXIT_USAGE
-        }
+        _ => super::rekey::run(console, rest).await,
     }
 }
 
