@@ -103,6 +103,7 @@ impl StoredResponse {
                 lease_id: lease.lease_id,
                 ttl: Duration::from_secs(lease.ttl),
                 renewable: lease.renewable,
+                ..SecretLease::default()
             }),
             auth: self.auth.map(|auth| Auth {
                 client_token: auth.client_token,

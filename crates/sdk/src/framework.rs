@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::{
     duration::parse_duration_value,
     error::{Error, Result},
-    logical::{LogicalBackend, Operation, Request, Response},
+    logical::{LogicalBackend, Operation, Request, Response, SecretLease},
 };
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Response>>> + Send>>;
@@ -29,6 +29,28 @@ where
     Fut: Future<Output = Result<bool>> + Send + 'static,
 {
     Arc::new(move |state, req, fields| Box::pin(f(state, req, fields)))
+}
+
+/// Renews or revokes a secret of one declared type.
+pub type SecretHandler<S> =
+    Arc<dyn Fn(Arc<S>, Request, SecretLease) -> HandlerFuture + Send + Sync>;
+
+/// Wraps an `async fn(Arc<S>, Request, SecretLease) -> Result<Option<Response>>`.
+pub fn secret_handler<S, F, Fut>(f: F) -> SecretHandler<S>
+where
+    F: Fn(Arc<S>, Request, SecretLease) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<Response>>> + Send + 'static,
+{
+    Arc::new(move |state, req, secret| Box::pin(f(state, req, secret)))
+}
+
+/// A kind of secret an engine hands out with a lease (Vault's `framework.Secret`).
+pub struct SecretType<S> {
+    /// The name responses put in `SecretLease::secret_type` (`creds`).
+    pub name: &'static str,
+    /// `None`: leases of this type cannot be renewed.
+    pub renew: Option<SecretHandler<S>>,
+    pub revoke: SecretHandler<S>,
 }
 
 /// Wraps an `async fn(Arc<S>, Request, FieldData) -> Result<Option<Response>>` as a [`Handler`].
@@ -304,6 +326,7 @@ pub struct FrameworkBackend<S> {
     paths: Vec<CompiledPath<S>>,
     help: &'static str,
     unauthenticated: Vec<String>,
+    secrets: Vec<SecretType<S>>,
 }
 
 impl<S: Send + Sync + 'static> FrameworkBackend<S> {
@@ -322,7 +345,42 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
             paths,
             help,
             unauthenticated: Vec::new(),
+            secrets: Vec::new(),
         }
+    }
+
+    /// Declares a secret type this engine issues leases for.
+    pub fn with_secret(mut self, secret: SecretType<S>) -> Self {
+        self.secrets.push(secret);
+        self
+    }
+
+    fn secret_type(&self, secret: &SecretLease) -> Result<&SecretType<S>> {
+        self.secrets
+            .iter()
+            .find(|declared| declared.name == secret.secret_type)
+            .ok_or_else(|| {
+                Error::internal(format!("unknown secret type {:?}", secret.secret_type))
+            })
+    }
+
+    pub async fn renew_secret(
+        &self,
+        state: Arc<S>,
+        req: Request,
+        secret: SecretLease,
+    ) -> Result<Option<Response>> {
+        let declared = self.secret_type(&secret)?;
+        let renew = declared
+            .renew
+            .clone()
+            .ok_or_else(|| Error::invalid("lease is not renewable"))?;
+        renew(state, req, secret).await
+    }
+
+    pub async fn revoke_secret(&self, state: Arc<S>, req: Request, secret: SecretLease) -> Result<()> {
+        let revoke = self.secret_type(&secret)?.revoke.clone();
+        revoke(state, req, secret).await.map(|_| ())
     }
 
     pub fn with_unauthenticated_paths(mut self, paths: &[&str]) -> Self {
@@ -504,6 +562,18 @@ impl<S: Send + Sync + 'static> LogicalBackend for Mounted<S> {
 
     async fn exists(&self, req: &Request) -> Result<Option<bool>> {
         self.framework.exists(self.state.clone(), req).await
+    }
+
+    async fn renew_secret(&self, req: Request, secret: SecretLease) -> Result<Option<Response>> {
+        self.framework
+            .renew_secret(self.state.clone(), req, secret)
+            .await
+    }
+
+    async fn revoke_secret(&self, req: Request, secret: SecretLease) -> Result<()> {
+        self.framework
+            .revoke_secret(self.state.clone(), req, secret)
+            .await
     }
 
     fn unauthenticated_paths(&self) -> Vec<String> {

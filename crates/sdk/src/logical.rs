@@ -19,6 +19,10 @@ pub enum Operation {
     Help,
     /// `HEAD`: status only (used by `sys/health`).
     Header,
+    /// The core renewing a lease the engine issued (never sent by clients).
+    Renew,
+    /// The core revoking a lease the engine issued (never sent by clients).
+    Revoke,
 }
 
 impl Operation {
@@ -32,6 +36,8 @@ impl Operation {
             Operation::List => "list",
             Operation::Help => "help",
             Operation::Header => "header",
+            Operation::Renew => "renew",
+            Operation::Revoke => "revoke",
         }
     }
 }
@@ -126,11 +132,35 @@ impl Request {
 }
 
 /// The lease part of a response that hands out a secret with a lifetime.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// An engine sets `secret_type` (one of the secret types it declared) and whatever it will need
+/// to renew or revoke the secret in `internal_data`; the core then registers a lease and fills
+/// in `lease_id`. Without a `secret_type` the TTL is only advisory (KV v1) and nothing is
+/// registered.
+#[derive(Clone, Default, PartialEq)]
 pub struct SecretLease {
+    /// Set by the core when it registers the lease.
     pub lease_id: String,
     pub ttl: Duration,
+    /// The engine's (role's) maximum; zero means the mount's.
+    pub max_ttl: Duration,
     pub renewable: bool,
+    pub secret_type: String,
+    /// Kept encrypted in the lease; handed back on renewal and revocation.
+    pub internal_data: Map<String, Value>,
+}
+
+impl fmt::Debug for SecretLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Internal data can hold credentials (a database username): only its keys are shown.
+        f.debug_struct("SecretLease")
+            .field("lease_id", &self.lease_id)
+            .field("ttl", &self.ttl)
+            .field("renewable", &self.renewable)
+            .field("secret_type", &self.secret_type)
+            .field("internal_keys", &self.internal_data.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// The token part of a response.
@@ -285,6 +315,18 @@ pub trait LogicalBackend: Send + Sync {
     /// Relative path patterns (`login`, `login/*`) that need no token.
     fn unauthenticated_paths(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Renews a lease on a secret this backend issued. The response's `secret` carries the
+    /// TTL the backend grants (and may carry new internal data); the core caps it.
+    async fn renew_secret(&self, _req: Request, _secret: SecretLease) -> Result<Option<Response>> {
+        Err(crate::Error::invalid("lease is not renewable"))
+    }
+
+    /// Revokes a secret this backend issued (drops the database user…). Must be idempotent:
+    /// a secret that is already gone counts as revoked.
+    async fn revoke_secret(&self, _req: Request, _secret: SecretLease) -> Result<()> {
+        Ok(())
     }
 
     /// Called when a token this backend issued at login is renewed. The backend may refuse

@@ -254,7 +254,7 @@ impl Capabilities {
         match operation {
             Operation::Read | Operation::Header => Some(Capabilities::READ),
             Operation::List => Some(Capabilities::LIST),
-            Operation::Update => Some(Capabilities::UPDATE),
+            Operation::Update | Operation::Renew | Operation::Revoke => Some(Capabilities::UPDATE),
             Operation::Create => Some(Capabilities::CREATE),
             Operation::Patch => Some(Capabilities::PATCH),
             Operation::Delete => Some(Capabilities::DELETE),

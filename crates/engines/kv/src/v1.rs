@@ -85,9 +85,8 @@ async fn read(_: Arc<KvV1>, req: Request, fields: FieldData) -> Result<Option<Re
         data: Some(entry.data),
         // The lease is advisory: no lease ID, never renewable, and the core must not register it.
         secret: Some(SecretLease {
-            lease_id: String::new(),
             ttl,
-            renewable: false,
+            ..SecretLease::default()
         }),
         ..Response::default()
     }))
