@@ -15,9 +15,19 @@ Options:
   --bao PATH              OpenBao's bao binary; without it only Mayfly runs.
   --bao-storage KIND      OpenBao's durable storage: raft (default) or pebbledb.
                           (OpenBao no longer ships a `file` storage.)
+  --suite NAME            storage (cubbyhole writes and reads, restart and unseal), auth
+                          (AppRole logins, token creates, KV v2 with a non-root token, the
+                          cost of many policies) or all (default).
   --duration SECS         Seconds per workload and concurrency level (default 10).
-  --concurrency LIST      Comma-separated concurrency levels (default 1,16,64).
-  --preload N             Secrets written before the timed restart and unseal (default 2000).
+  --concurrency LIST      Storage suite: comma-separated concurrency levels (default 1,16,64).
+  --preload N             Storage suite: secrets written before the timed restart and unseal
+                          (default 2000).
+  --auth-clients N        Auth suite: concurrent clients of every workload (default 16).
+  --acl-policies N        Auth suite: policies of the many-policy token (default 1000).
+  --acl-rules N           Auth suite: path rules per such policy (default 20).
+  --acl-micro N           Checks timed by the in-process ACL microbenchmark
+                          (mayfly_core::policy::bench_acl_check) in the auth suite; 0 skips it
+                          (default 1000000).
   --client-threads N      Worker threads of the load generator (default 1).
   --work-dir DIR          Where the servers' temporary data directories go (default: the
                           system temp dir). It must be a real disk for writes to be durable.
@@ -30,12 +40,52 @@ pub struct Args {
     pub mayfly: PathBuf,
     pub bao: Option<PathBuf>,
     pub bao_storage: BaoStorage,
+    pub suite: Suite,
     pub duration: Duration,
     pub levels: Vec<usize>,
     pub preload: usize,
+    pub auth_clients: usize,
+    pub acl_policies: usize,
+    pub acl_rules: usize,
+    pub acl_micro: u32,
     pub client_threads: usize,
     pub work_dir: Option<PathBuf>,
     pub json_out: Option<PathBuf>,
+}
+
+/// Which group of workloads to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    /// Durable cubbyhole writes and reads, and the timed restart and unseal.
+    Storage,
+    /// AppRole logins, token creates, KV v2 writes and reads with a non-root token, and the
+    /// cost of a token holding many policies.
+    Auth,
+    All,
+}
+
+impl Suite {
+    pub fn storage(self) -> bool {
+        matches!(self, Suite::Storage | Suite::All)
+    }
+
+    pub fn auth(self) -> bool {
+        matches!(self, Suite::Auth | Suite::All)
+    }
+}
+
+impl std::str::FromStr for Suite {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "storage" => Ok(Suite::Storage),
+            "auth" => Ok(Suite::Auth),
+            "all" => Ok(Suite::All),
+            other => Err(format!(
+                "unknown suite {other:?} (expected storage, auth or all)"
+            )),
+        }
+    }
 }
 
 /// What the command line asked for: a run, or just the help text.
@@ -50,9 +100,14 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut mayfly = None;
     let mut bao = None;
     let mut bao_storage = BaoStorage::Raft;
+    let mut suite = Suite::All;
     let mut duration = Duration::from_secs(10);
     let mut levels = vec![1, 16, 64];
     let mut preload = 2000;
+    let mut auth_clients = 16;
+    let mut acl_policies = 1000;
+    let mut acl_rules = 20;
+    let mut acl_micro = 1_000_000;
     let mut client_threads = 1;
     let mut work_dir = None;
     let mut json_out = None;
@@ -79,6 +134,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "mayfly" => mayfly = Some(PathBuf::from(value()?)),
             "bao" => bao = Some(PathBuf::from(value()?)),
             "bao-storage" => bao_storage = value()?.parse()?,
+            "suite" => suite = value()?.parse()?,
             "duration" => {
                 let secs: f64 = number(name, &value()?)?;
                 if !(secs.is_finite() && secs > 0.0) {
@@ -96,6 +152,15 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 }
             }
             "preload" => preload = number(name, &value()?)?,
+            "auth-clients" => auth_clients = positive(name, &value()?)?,
+            "acl-policies" => acl_policies = positive(name, &value()?)?,
+            "acl-rules" => {
+                acl_rules = number(name, &value()?)?;
+                if acl_rules < 2 {
+                    return Err("--acl-rules must be at least 2".into());
+                }
+            }
+            "acl-micro" => acl_micro = number(name, &value()?)?,
             "client-threads" => {
                 client_threads = number(name, &value()?)?;
                 if client_threads == 0 {
@@ -113,9 +178,14 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         mayfly,
         bao,
         bao_storage,
+        suite,
         duration,
         levels,
         preload,
+        auth_clients,
+        acl_policies,
+        acl_rules,
+        acl_micro,
         client_threads,
         work_dir,
         json_out,
@@ -125,6 +195,13 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
 fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("--{flag}: {text:?} is not a valid number"))
+}
+
+fn positive(flag: &str, text: &str) -> Result<usize, String> {
+    match number(flag, text)? {
+        0 => Err(format!("--{flag} must be at least 1")),
+        n => Ok(n),
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +226,39 @@ mod tests {
         assert_eq!(args.preload, 2000);
         assert_eq!(args.bao_storage, BaoStorage::Raft);
         assert_eq!(args.client_threads, 1);
+        assert_eq!(args.suite, Suite::All);
+        assert_eq!(
+            (args.auth_clients, args.acl_policies, args.acl_rules),
+            (16, 1000, 20)
+        );
+        assert_eq!(args.acl_micro, 1_000_000);
+    }
+
+    #[test]
+    fn suite_and_auth_flags() {
+        let Parsed::Run(args) = parse_strs(&[
+            "--mayfly",
+            "m",
+            "--suite",
+            "auth",
+            "--auth-clients=8",
+            "--acl-policies",
+            "50",
+            "--acl-rules",
+            "5",
+            "--acl-micro",
+            "0",
+        ])
+        .expect("valid flags") else {
+            panic!("expected a run");
+        };
+        assert_eq!(args.suite, Suite::Auth);
+        assert!(args.suite.auth() && !args.suite.storage());
+        assert_eq!(
+            (args.auth_clients, args.acl_policies, args.acl_rules),
+            (8, 50, 5)
+        );
+        assert_eq!(args.acl_micro, 0);
     }
 
     #[test]
@@ -176,6 +286,9 @@ mod tests {
         assert!(parse_strs(&["--mayfly", "m", "--bao-storage", "file"]).is_err());
         assert!(parse_strs(&["--mayfly", "m", "--bogus"]).is_err());
         assert!(parse_strs(&["--mayfly"]).is_err());
+        assert!(parse_strs(&["--mayfly", "m", "--suite", "acl"]).is_err());
+        assert!(parse_strs(&["--mayfly", "m", "--auth-clients", "0"]).is_err());
+        assert!(parse_strs(&["--mayfly", "m", "--acl-rules", "1"]).is_err());
         assert_eq!(parse_strs(&["--help"]), Ok(Parsed::Help));
     }
 }

@@ -1,13 +1,14 @@
-//! The workloads: small cubbyhole secrets written (each acknowledged write is durable on both
-//! servers) or read by a fixed number of concurrent clients for a fixed time, with the latency of
-//! every operation and the server's CPU and disk use over the run.
+//! The workloads: small secrets written (each acknowledged write is durable on both servers)
+//! or read, AppRole logins and token creates, each run by a fixed number of concurrent clients
+//! for a fixed time, with the latency of every operation and the server's CPU and disk use over
+//! the run.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use reqwest::{StatusCode, header};
+use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -16,7 +17,10 @@ use crate::machine::ProcCounters;
 /// Vault's token header; both servers take it.
 const TOKEN_HEADER: &str = "X-Vault-Token";
 
-/// One server to load: the shared client, where it listens, the token, and its process id
+/// The body of every `auth/token/create` of the token-create workload.
+const TOKEN_CREATE_BODY: &str = r#"{"policies":["app"],"ttl":"1h"}"#;
+
+/// One server to load: the shared client, where it listens, the root token, and its process id
 /// (for CPU and disk counters).
 pub struct Target {
     pub client: reqwest::Client,
@@ -26,63 +30,93 @@ pub struct Target {
 }
 
 impl Target {
-    fn url(&self, key: &str) -> String {
-        format!("{}/v1/cubbyhole/{key}", self.base)
-    }
-
-    async fn put(&self, key: &str) -> Result<(), String> {
-        let response = self
+    /// Sends one request to `/v1/<path>` and returns the status and the body, which is always
+    /// read in full so the connection can be reused.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> Result<(StatusCode, Vec<u8>), String> {
+        let mut request = self
             .client
-            .put(self.url(key))
-            .header(TOKEN_HEADER, &self.token)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(secret_body(key))
+            .request(method.clone(), format!("{}/v1/{path}", self.base));
+        if let Some(token) = token {
+            request = request.header(TOKEN_HEADER, token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request
             .send()
             .await
-            .map_err(|e| format!("PUT {key}: {e}"))?;
-        expect_status(response, StatusCode::NO_CONTENT, "PUT", key).await
-    }
-
-    async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
-        let response = self
-            .client
-            .get(self.url(key))
-            .header(TOKEN_HEADER, &self.token)
-            .send()
-            .await
-            .map_err(|e| format!("GET {key}: {e}"))?;
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| format!("GET {key}: reading the body: {e}"))?;
-        if status != StatusCode::OK {
-            return Err(format!(
-                "GET {key}: HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-            ));
-        }
-        Ok(body.to_vec())
+            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
+        Ok((status, body.to_vec()))
     }
-}
 
-/// Accepts `expected` or any other 2xx (a server may answer a write with 200 and a body); the
-/// body is always drained so the connection can be reused.
-async fn expect_status(
-    response: reqwest::Response,
-    expected: StatusCode,
-    method: &str,
-    key: &str,
-) -> Result<(), String> {
-    let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    if status == expected || status.is_success() {
+    /// Like [`Target::send`], but anything other than 200 (or, with `any_success`, any other
+    /// 2xx: a server may answer a write with 204 or with 200 and a body) is an error.
+    async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        any_success: bool,
+    ) -> Result<Vec<u8>, String> {
+        let (status, body) = self.send(method.clone(), path, token, body).await?;
+        if status == StatusCode::OK || (any_success && status.is_success()) {
+            Ok(body)
+        } else {
+            Err(format!(
+                "{method} {path}: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            ))
+        }
+    }
+
+    /// One operation of `workload`; `key` is the secret it writes or reads, if any.
+    async fn operation(&self, workload: Workload, plan: &Plan, key: &str) -> Result<(), String> {
+        let token = Some(plan.token.as_str());
+        match workload {
+            Workload::Write => {
+                let path = format!("cubbyhole/{key}");
+                let body = Some(secret_body(key));
+                self.expect(Method::PUT, &path, token, body, true).await?;
+            }
+            Workload::Read => {
+                let path = format!("cubbyhole/{key}");
+                self.expect(Method::GET, &path, token, None, false).await?;
+            }
+            Workload::AppRoleLogin => {
+                let body = Some(plan.login_body.clone());
+                self.expect(Method::PUT, "auth/approle/login", None, body, false)
+                    .await?;
+            }
+            Workload::TokenCreate => {
+                let body = Some(TOKEN_CREATE_BODY.to_owned());
+                self.expect(Method::POST, "auth/token/create", token, body, false)
+                    .await?;
+            }
+            Workload::KvWrite => {
+                let path = format!("kv/data/{key}");
+                let body = Some(kv_body(key));
+                self.expect(Method::PUT, &path, token, body, true).await?;
+            }
+            Workload::KvRead | Workload::AclRead { .. } => {
+                let path = format!("kv/data/{key}");
+                self.expect(Method::GET, &path, token, None, false).await?;
+            }
+        }
         Ok(())
-    } else {
-        Err(format!(
-            "{method} {key}: HTTP {status}: {}",
-            String::from_utf8_lossy(&body)
-        ))
     }
 }
 
@@ -95,6 +129,11 @@ pub fn secret_body(key: &str) -> String {
         splitmix64(hash),
         splitmix64(hash ^ 0x5bd1_e995)
     )
+}
+
+/// The body of a KV v2 write of `key`: the same secret, under `data`.
+pub fn kv_body(key: &str) -> String {
+    format!(r#"{{"data":{}}}"#, secret_body(key))
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -113,19 +152,61 @@ fn splitmix64(x: u64) -> u64 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Workload {
+    /// `PUT cubbyhole/<new key>` with the root token.
     Write,
+    /// `GET cubbyhole/<written key>` with the root token.
     Read,
+    /// `PUT auth/approle/login` with one RoleID and SecretID.
+    AppRoleLogin,
+    /// `POST auth/token/create` (policy `app`, TTL 1h) with the root token.
+    TokenCreate,
+    /// `PUT kv/data/<new key>` with a non-root token.
+    KvWrite,
+    /// `GET kv/data/<written key>` with a non-root token.
+    KvRead,
+    /// `GET kv/data/<written key>` with a token holding `policies` policies and no `default`.
+    AclRead { policies: usize },
 }
 
 impl Workload {
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            Self::Write => "durable write",
-            Self::Read => "read",
+            Self::Write => "durable write".into(),
+            Self::Read => "read".into(),
+            Self::AppRoleLogin => "AppRole login".into(),
+            Self::TokenCreate => "token create".into(),
+            Self::KvWrite => "KV v2 write".into(),
+            Self::KvRead => "KV v2 read".into(),
+            Self::AclRead { policies: 1 } => "KV v2 read, token with 1 policy".into(),
+            Self::AclRead { policies } => format!(
+                "KV v2 read, token with {} policies",
+                crate::report::thousands(policies as f64)
+            ),
         }
     }
+
+    /// Each operation writes a new key, which the level returns.
+    fn writes_keys(self) -> bool {
+        matches!(self, Self::Write | Self::KvWrite)
+    }
+
+    /// Each operation reads a key picked from those written earlier.
+    fn reads_keys(self) -> bool {
+        matches!(self, Self::Read | Self::KvRead | Self::AclRead { .. })
+    }
+}
+
+/// What the clients of a level use besides the workload itself.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The token every authenticated request carries.
+    pub token: String,
+    /// The keys readers pick from.
+    pub keys: Arc<Vec<String>>,
+    /// The JSON body of an AppRole login.
+    pub login_body: String,
 }
 
 /// Latency percentiles of one level, in milliseconds.
@@ -229,15 +310,15 @@ async fn warm_connections(target: &Arc<Target>, count: usize) {
 
 /// Runs `workload` with `concurrency` clients for `duration`. Writers put new keys
 /// `bench/c<concurrency>w<writer>/<i>` and return them in the second value; readers pick keys
-/// at random from `keys`, which must not be empty.
+/// at random from `plan.keys`, which must not be empty.
 pub async fn run_level(
     target: &Arc<Target>,
     workload: Workload,
     concurrency: usize,
     duration: Duration,
-    keys: &Arc<Vec<String>>,
+    plan: &Arc<Plan>,
 ) -> Result<(LevelResult, Vec<String>), String> {
-    if workload == Workload::Read && keys.is_empty() {
+    if workload.reads_keys() && plan.keys.is_empty() {
         return Err("nothing to read: no key was written".into());
     }
     warm_connections(target, concurrency).await;
@@ -249,33 +330,27 @@ pub async fn run_level(
     let mut tasks = Vec::with_capacity(concurrency);
     for worker in 0..concurrency {
         let target = Arc::clone(target);
-        let keys = Arc::clone(keys);
+        let plan = Arc::clone(plan);
         tasks.push(tokio::spawn(async move {
             let mut outcome = WorkerOutcome::default();
-            match workload {
-                Workload::Write => {
-                    let prefix = format!("bench/c{concurrency}w{worker}");
-                    let mut i = 0u64;
-                    while Instant::now() < deadline {
-                        let key = format!("{prefix}/{i}");
-                        let started = Instant::now();
-                        let result = target.put(&key).await;
-                        if outcome.record(started, result) {
-                            outcome.written.push(key);
-                        }
-                        i += 1;
-                    }
+            let prefix = format!("bench/c{concurrency}w{worker}");
+            let mut state = splitmix64(worker as u64 + 1);
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let key = if workload.writes_keys() {
+                    format!("{prefix}/{i}")
+                } else if workload.reads_keys() {
+                    state = splitmix64(state);
+                    plan.keys[(state % plan.keys.len() as u64) as usize].clone()
+                } else {
+                    String::new()
+                };
+                let started = Instant::now();
+                let result = target.operation(workload, &plan, &key).await;
+                if outcome.record(started, result) && workload.writes_keys() {
+                    outcome.written.push(key);
                 }
-                Workload::Read => {
-                    let mut state = splitmix64(worker as u64 + 1);
-                    while Instant::now() < deadline {
-                        state = splitmix64(state);
-                        let key = &keys[(state % keys.len() as u64) as usize];
-                        let started = Instant::now();
-                        let result = target.get(key).await.map(drop);
-                        outcome.record(started, result);
-                    }
-                }
+                i += 1;
             }
             outcome
         }));
@@ -329,8 +404,12 @@ pub async fn preload(target: &Arc<Target>, count: usize) -> Result<Vec<String>, 
         let target = Arc::clone(target);
         let keys = Arc::clone(&keys);
         tasks.push(tokio::spawn(async move {
+            let plan = Plan {
+                token: target.token.clone(),
+                ..Plan::default()
+            };
             for key in keys.iter().skip(writer).step_by(WRITERS) {
-                target.put(key).await?;
+                target.operation(Workload::Write, &plan, key).await?;
             }
             Ok::<(), String>(())
         }));
@@ -342,8 +421,24 @@ pub async fn preload(target: &Arc<Target>, count: usize) -> Result<Vec<String>, 
     Ok(Arc::unwrap_or_clone(keys))
 }
 
-/// Reads up to `samples` keys spread over `keys` and checks each holds what was written.
-pub async fn verify(target: &Target, keys: &[String], samples: usize) -> Result<(), String> {
+/// Where [`verify`] reads secrets back from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// `cubbyhole/<key>`: the secret is the response's `data`.
+    Cubbyhole,
+    /// `kv/data/<key>` (KV v2): the secret is the response's `data.data`.
+    KvV2,
+}
+
+/// Reads up to `samples` keys spread over `keys` with `token` and checks each holds what was
+/// written.
+pub async fn verify(
+    target: &Target,
+    store: Store,
+    token: &str,
+    keys: &[String],
+    samples: usize,
+) -> Result<(), String> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -354,16 +449,23 @@ pub async fn verify(target: &Target, keys: &[String], samples: usize) -> Result<
         .chain(keys.last())
         .take(samples + 1);
     for key in picks {
-        let body = target.get(key).await?;
+        let path = match store {
+            Store::Cubbyhole => format!("cubbyhole/{key}"),
+            Store::KvV2 => format!("kv/data/{key}"),
+        };
+        let body = target
+            .expect(Method::GET, &path, Some(token), None, false)
+            .await?;
         let answer: Value =
-            serde_json::from_slice(&body).map_err(|e| format!("GET {key}: invalid JSON ({e})"))?;
+            serde_json::from_slice(&body).map_err(|e| format!("GET {path}: invalid JSON ({e})"))?;
         let expected: Value = serde_json::from_str(&secret_body(key))
             .map_err(|e| format!("the benchmark's own secret is not JSON: {e}"))?;
-        if answer["data"] != expected {
-            return Err(format!(
-                "GET {key}: expected data {expected}, got {}",
-                answer["data"]
-            ));
+        let found = match store {
+            Store::Cubbyhole => &answer["data"],
+            Store::KvV2 => &answer["data"]["data"],
+        };
+        if *found != expected {
+            return Err(format!("GET {path}: expected data {expected}, got {found}"));
         }
     }
     Ok(())
@@ -386,7 +488,35 @@ mod tests {
             assert!(value.is_object());
         }
         assert_ne!(secret_body("a"), secret_body("b"));
+        let kv: Value = serde_json::from_str(&kv_body("a")).expect("the KV body is JSON");
+        assert_eq!(
+            kv["data"],
+            serde_json::from_str::<Value>(&secret_body("a")).expect("JSON")
+        );
         assert_eq!(secret_body("a"), secret_body("a"));
+    }
+
+    #[test]
+    fn workload_labels_and_keys() {
+        assert_eq!(Workload::Write.label(), "durable write");
+        assert_eq!(
+            Workload::AclRead { policies: 1 }.label(),
+            "KV v2 read, token with 1 policy"
+        );
+        assert_eq!(
+            Workload::AclRead { policies: 1001 }.label(),
+            "KV v2 read, token with 1,001 policies"
+        );
+        assert!(Workload::KvWrite.writes_keys() && !Workload::KvWrite.reads_keys());
+        assert!(Workload::AclRead { policies: 2 }.reads_keys());
+        let login = Workload::AppRoleLogin;
+        assert!(!login.reads_keys() && !login.writes_keys());
+        let json = serde_json::to_value(Workload::AclRead { policies: 3 }).expect("serializes");
+        assert_eq!(json["acl_read"]["policies"], 3);
+        assert_eq!(
+            serde_json::to_value(Workload::Write).expect("json"),
+            "write"
+        );
     }
 
     #[test]

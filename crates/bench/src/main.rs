@@ -1,8 +1,11 @@
 //! `mayfly-bench`: runs Mayfly and OpenBao one after the other on this machine under the same
-//! HTTP workload (durable cubbyhole writes, reads, a timed restart and unseal) and reports
-//! Mayfly/OpenBao ratios as a markdown table and, optionally, JSON.
+//! HTTP workloads and reports Mayfly/OpenBao ratios as a markdown table and, optionally, JSON.
+//! The storage suite: durable cubbyhole writes, reads, a timed restart and unseal. The auth
+//! suite: AppRole logins, token creates, KV v2 writes and reads with a non-root token, and the
+//! cost of a token holding many policies.
 
 mod args;
+mod auth;
 mod load;
 mod machine;
 mod report;
@@ -12,9 +15,9 @@ use std::{path::Path, process::ExitCode, sync::Arc, time::Instant};
 
 use crate::{
     args::{Args, Parsed, USAGE},
-    load::{Target, Workload},
+    load::{LevelResult, Plan, Store, Target, Workload},
     machine::Machine,
-    report::{Report, ServerReport, UnsealTimes},
+    report::{AclMicro, Report, ServerReport, UnsealTimes},
     server::{Kind, Server},
 };
 
@@ -81,6 +84,12 @@ async fn run(args: Args) -> Result<(), String> {
         None => None,
     };
 
+    let acl_micro = if args.suite.auth() && args.acl_micro > 0 {
+        Some(acl_micro(args.acl_micro).await?)
+    } else {
+        None
+    };
+
     let report = Report::new(
         command,
         machine,
@@ -88,6 +97,7 @@ async fn run(args: Args) -> Result<(), String> {
         args.client_threads,
         mayfly,
         openbao,
+        acl_micro,
     );
     print!("{}", report.markdown());
     if let Some(path) = &args.json_out {
@@ -107,32 +117,81 @@ fn write_json(path: &Path, report: &Report) -> Result<(), String> {
     std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// Benchmarks one server from a fresh data directory, which is deleted afterwards.
-async fn bench_server(kind: Kind, binary: &Path, args: &Args) -> Result<ServerReport, String> {
-    let server = Server::prepare(kind, binary, args.work_dir.as_deref())
-        .map_err(|e| format!("{}: {e}", kind.name()))?;
-    let version = server.version().await;
+/// Times `iterations` checks of Mayfly's in-process ACL microbenchmark (1,000 policies × 20
+/// rules), here in this release binary, while no server runs.
+async fn acl_micro(iterations: u32) -> Result<AclMicro, String> {
+    let elapsed =
+        tokio::task::spawn_blocking(move || mayfly_core::policy::bench_acl_check(iterations))
+            .await
+            .map_err(|e| format!("the ACL microbenchmark failed: {e}"))?;
+    let micro = AclMicro {
+        iterations,
+        total_ms: elapsed.as_secs_f64() * 1e3,
+        ns_per_check: elapsed.as_secs_f64() * 1e9 / f64::from(iterations),
+    };
     eprintln!(
-        "== {}: {version}; storage {} in {}",
-        kind.name(),
-        kind.storage(),
-        server.data_dir().display()
+        "== ACL microbenchmark: {iterations} checks in {:.1} ms, {:.0} ns per check",
+        micro.total_ms, micro.ns_per_check
     );
-    drive(&server, args, version).await.map_err(|e| {
-        format!(
-            "{}: {e}\n--- last lines of its log ---\n{}",
+    Ok(micro)
+}
+
+/// Benchmarks one server: each selected suite starts it from a fresh data directory, which is
+/// deleted afterwards.
+async fn bench_server(kind: Kind, binary: &Path, args: &Args) -> Result<ServerReport, String> {
+    let mut version = None;
+    let mut unseal = None;
+    let mut levels = Vec::new();
+    let suites: [(&str, bool); 2] = [
+        ("storage", args.suite.storage()),
+        ("auth", args.suite.auth()),
+    ];
+    for (suite, _) in suites.into_iter().filter(|(_, selected)| *selected) {
+        let server = Server::prepare(kind, binary, args.work_dir.as_deref())
+            .map_err(|e| format!("{}: {e}", kind.name()))?;
+        let version = match &version {
+            Some(version) => version,
+            None => version.insert(server.version().await),
+        };
+        eprintln!(
+            "== {}: {version}; storage {} in {}; {suite} suite",
             kind.name(),
-            server.log_tail()
-        )
+            kind.storage(),
+            server.data_dir().display()
+        );
+        let outcome = match suite {
+            "storage" => storage_suite(&server, args).await.map(|(times, results)| {
+                unseal = Some(times);
+                results
+            }),
+            _ => auth_suite(&server, args).await,
+        };
+        let results = outcome.map_err(|e| {
+            format!(
+                "{} ({suite} suite): {e}\n--- last lines of its log ---\n{}",
+                kind.name(),
+                server.log_tail()
+            )
+        })?;
+        levels.extend(results);
+    }
+    Ok(ServerReport {
+        name: kind.name().to_owned(),
+        version: version.unwrap_or_default(),
+        storage: kind.storage(),
+        unseal,
+        levels,
     })
 }
 
-async fn drive(server: &Server, args: &Args, version: String) -> Result<ServerReport, String> {
-    let base = server.base();
-    let connections = args.levels.iter().copied().max().unwrap_or(1).max(16);
-
-    // First life: initialize, unseal, store the secrets the timed restart has to come back to.
+/// Starts a fresh server, initializes and unseals it; returns the process and a target
+/// holding the root token.
+async fn start_fresh(
+    server: &Server,
+    connections: usize,
+) -> Result<(server::Process, Arc<Target>, server::InitKeys), String> {
     let client = server::http_client(connections)?;
+    let base = server.base();
     let mut process = server.start()?;
     server::wait_for_health(&client, base, &mut process).await?;
     let keys = server::init(&client, base).await?;
@@ -144,6 +203,20 @@ async fn drive(server: &Server, args: &Args, version: String) -> Result<ServerRe
         token: keys.root_token.clone(),
         pid: process.pid(),
     });
+    Ok((process, target, keys))
+}
+
+/// Durable cubbyhole writes and reads at every concurrency level, around a timed restart and
+/// unseal.
+async fn storage_suite(
+    server: &Server,
+    args: &Args,
+) -> Result<(UnsealTimes, Vec<LevelResult>), String> {
+    let base = server.base();
+    let connections = args.levels.iter().copied().max().unwrap_or(1).max(16);
+
+    // First life: initialize, unseal, store the secrets the timed restart has to come back to.
+    let (process, target, keys) = start_fresh(server, connections).await?;
     let clock = Instant::now();
     let preloaded = load::preload(&target, args.preload).await?;
     eprintln!(
@@ -186,54 +259,119 @@ async fn drive(server: &Server, args: &Args, version: String) -> Result<ServerRe
         token: keys.root_token,
         pid: process.pid(),
     });
-    load::verify(&target, &preloaded, VERIFY_SAMPLES)
+    let root = target.token.clone();
+    load::verify(&target, Store::Cubbyhole, &root, &preloaded, VERIFY_SAMPLES)
         .await
         .map_err(|e| format!("a preloaded secret did not survive the restart: {e}"))?;
 
     let mut levels = Vec::new();
     let mut written = Vec::new();
-    let no_keys = Arc::new(Vec::new());
+    let writes = Arc::new(Plan {
+        token: root.clone(),
+        ..Plan::default()
+    });
     for &concurrency in &args.levels {
         let (result, keys) = load::run_level(
             &target,
             Workload::Write,
             concurrency,
             args.duration,
-            &no_keys,
+            &writes,
         )
         .await?;
         progress(&result);
         written.extend(keys);
         levels.push(result);
     }
-    load::verify(&target, &written, VERIFY_SAMPLES)
+    load::verify(&target, Store::Cubbyhole, &root, &written, VERIFY_SAMPLES)
         .await
         .map_err(|e| format!("reading back the benchmark's writes: {e}"))?;
-    let written = Arc::new(written);
+    let reads = Arc::new(Plan {
+        token: root,
+        keys: Arc::new(written),
+        ..Plan::default()
+    });
     for &concurrency in &args.levels {
-        let (result, _) = load::run_level(
-            &target,
-            Workload::Read,
-            concurrency,
-            args.duration,
-            &written,
-        )
-        .await?;
+        let (result, _) =
+            load::run_level(&target, Workload::Read, concurrency, args.duration, &reads).await?;
         progress(&result);
         levels.push(result);
     }
     process.stop().await?;
-
-    Ok(ServerReport {
-        name: server.kind().name().to_owned(),
-        version,
-        storage: server.kind().storage(),
-        unseal,
-        levels,
-    })
+    Ok((unseal, levels))
 }
 
-fn progress(level: &load::LevelResult) {
+/// AppRole logins, token creates, KV v2 writes and reads with a non-root token, then the same
+/// reads with a one-policy token and with a token holding many policies; all at
+/// `--auth-clients` concurrent clients.
+async fn auth_suite(server: &Server, args: &Args) -> Result<Vec<LevelResult>, String> {
+    let clients = args.auth_clients;
+    let (process, target, _) = start_fresh(server, clients.max(16)).await?;
+    let setup = auth::setup(&target).await?;
+    let mut levels = Vec::new();
+    let mut run = async |workload: Workload, plan: Plan| -> Result<Vec<String>, String> {
+        let (result, written) =
+            load::run_level(&target, workload, clients, args.duration, &Arc::new(plan)).await?;
+        progress(&result);
+        levels.push(result);
+        Ok(written)
+    };
+
+    run(
+        Workload::AppRoleLogin,
+        Plan {
+            login_body: setup.login_body.clone(),
+            ..Plan::default()
+        },
+    )
+    .await?;
+    run(
+        Workload::TokenCreate,
+        Plan {
+            token: target.token.clone(),
+            ..Plan::default()
+        },
+    )
+    .await?;
+    let kv = Plan {
+        token: setup.kv_token.clone(),
+        ..Plan::default()
+    };
+    let written = run(Workload::KvWrite, kv.clone()).await?;
+    load::verify(&target, Store::KvV2, &kv.token, &written, VERIFY_SAMPLES)
+        .await
+        .map_err(|e| format!("reading back the KV writes: {e}"))?;
+    let keys = Arc::new(written);
+    run(
+        Workload::KvRead,
+        Plan {
+            keys: Arc::clone(&keys),
+            ..kv
+        },
+    )
+    .await?;
+
+    let acl = auth::acl_setup(&target, args.acl_policies, args.acl_rules).await?;
+    for (token, policies) in [(acl.one_policy, 1), (acl.many_policies, acl.count)] {
+        // Also the first use of each token, so neither server compiles its ACL on the clock.
+        load::verify(&target, Store::KvV2, &token, &keys, VERIFY_SAMPLES)
+            .await
+            .map_err(|e| format!("reading with a {policies}-policy token: {e}"))?;
+        run(
+            Workload::AclRead { policies },
+            Plan {
+                token,
+                keys: Arc::clone(&keys),
+                ..Plan::default()
+            },
+        )
+        .await?;
+    }
+    process.stop().await?;
+    Ok(levels)
+}
+
+fn progress(level: &LevelResult) {
     eprintln!(
         "   {} ×{}: {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
         level.workload.label(),

@@ -19,6 +19,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an unsealed server may take to become active (raft elects itself leader first).
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// OpenBao's `max_request_json_strings` listener setting: the default, 1,000, would refuse the
+/// auth suite's creation of a token with 1,000 policies. Requests are still counted against it.
+const BAO_MAX_JSON_STRINGS: usize = 100_000;
 /// Health is polled this often, which bounds the resolution of the restart timings.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
 
@@ -77,7 +80,6 @@ impl Kind {
 
 /// A configured, not necessarily running, server. Dropping it deletes its data.
 pub struct Server {
-    kind: Kind,
     binary: PathBuf,
     dir: TempDir,
     config: PathBuf,
@@ -106,17 +108,12 @@ impl Server {
         fs::write(&config, render_config(kind, &data, port, cluster_port))
             .map_err(|e| format!("writing {}: {e}", config.display()))?;
         Ok(Server {
-            kind,
             binary: binary.to_owned(),
             log: dir.path().join("server.log"),
             dir,
             config,
             base: format!("http://127.0.0.1:{port}"),
         })
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.kind
     }
 
     pub fn base(&self) -> &str {
@@ -232,6 +229,8 @@ listener "tcp" {{
   address         = "127.0.0.1:{port}"
   cluster_address = "127.0.0.1:{cluster_port}"
   tls_disable     = true
+  # The default (1000 strings per JSON body) refuses creating a token with 1,000 policies.
+  max_request_json_strings = {BAO_MAX_JSON_STRINGS}
 }}
 
 api_addr      = "http://127.0.0.1:{port}"
@@ -441,6 +440,8 @@ mod tests {
         assert!(raft.contains(r#"storage "raft""#), "{raft}");
         assert!(raft.contains(r#"node_id = "bench""#), "{raft}");
         assert!(raft.contains(r#"cluster_addr  = "http://127.0.0.1:8201""#));
+        assert!(raft.contains("max_request_json_strings = 100000"), "{raft}");
+        assert!(!mayfly.contains("max_request_json_strings"), "{mayfly}");
 
         let pebble = render_config(Kind::OpenBao(BaoStorage::Pebbledb), data, 1, 2);
         assert!(pebble.contains(r#"storage "pebbledb""#), "{pebble}");

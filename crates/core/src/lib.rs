@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     mounts::{MountBuilder, MountClass, Mounts},
-    policy::{Acl, AclRequest, is_root_protected},
+    policy::{Acl, AclRequest},
     policy_store::PolicyStore,
     registry::Registry,
     token::{TokenStore, UseOutcome},
@@ -378,7 +378,7 @@ impl Core {
             let token = req.client_token.clone().ok_or(Error::PermissionDenied)?;
             let entry = unsealed
                 .tokens
-                .lookup(&token.0)
+                .lookup_shared(&token.0)
                 .await?
                 .ok_or(Error::InvalidToken)?;
             if !entry.bound_cidrs.is_empty()
@@ -406,10 +406,8 @@ impl Core {
                     data: &req.data,
                     wrap_ttl: req.wrap_ttl,
                 });
+                // `allows` already demands `sudo` on root-protected paths.
                 if !decision.allowed {
-                    return Err(Error::PermissionDenied);
-                }
-                if is_root_protected(&req.path) && !decision.root_privs {
                     return Err(Error::PermissionDenied);
                 }
                 req.root_privileges = decision.root_privs;

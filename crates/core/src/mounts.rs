@@ -318,7 +318,9 @@ impl Mounts {
         let _guard = self.changes.lock().await;
         let mut router = (*self.router()).clone();
         if let Some(existing) = router.conflict(&entry.path) {
-            return Err(Error::Conflict(format!(
+            // Vault answers this with 400 (its error response outranks the 409 inside), and
+            // clients that make enabling idempotent check for exactly that.
+            return Err(Error::invalid(format!(
                 "path is already in use at {existing}"
             )));
         }
@@ -399,7 +401,8 @@ impl Mounts {
         }
         router.remove(from);
         if let Some(existing) = router.conflict(to) {
-            return Err(Error::Conflict(format!(
+            // A 400, as for enabling.
+            return Err(Error::invalid(format!(
                 "path is already in use at {existing}"
             )));
         }

@@ -145,6 +145,13 @@ impl PolicyStore {
 
     /// The compiled ACL of a set of policy names; unknown names contribute nothing.
     pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>> {
+        // Token entries hold their policies sorted and deduplicated: then the names are the
+        // cache key as they are, and a hit copies nothing (a token may hold many policies).
+        if names.windows(2).all(|pair| pair[0] < pair[1])
+            && let Some(acl) = Self::lock(&self.acls).get(names)
+        {
+            return Ok(acl.clone());
+        }
         let mut key: Vec<String> = names.to_vec();
         key.sort();
         key.dedup();
@@ -167,5 +174,68 @@ impl PolicyStore {
         });
         Self::lock(&self.acls).insert(key, acl.clone());
         Ok(acl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mayfly_barrier::{Barrier, ShamirSeal};
+    use mayfly_sdk::Operation;
+    use serde_json::Map;
+
+    use super::*;
+    use crate::policy::AclRequest;
+
+    async fn store() -> PolicyStore {
+        let physical: Arc<dyn mayfly_storage::Backend> =
+            Arc::new(mayfly_storage::InmemBackend::new());
+        let barrier = Arc::new(Barrier::new(physical.clone()));
+        let seal = ShamirSeal::new(physical, barrier.clone());
+        let init = seal.initialize(1, 1).await.unwrap();
+        seal.submit_unseal_key(&init.keys[0]).await.unwrap();
+        PolicyStore::open(BarrierView::new(barrier, "sys/policy/"))
+            .await
+            .unwrap()
+    }
+
+    fn reads(acl: &Acl, path: &str) -> bool {
+        acl.allows(&AclRequest {
+            path,
+            operation: Operation::Read,
+            data: &Map::new(),
+            wrap_ttl: None,
+        })
+        .allowed
+    }
+
+    #[tokio::test]
+    async fn compiled_acls_are_cached_per_policy_set_whatever_the_order() {
+        let store = store().await;
+        store
+            .put("a", r#"path "a/*" { capabilities = ["read"] }"#)
+            .await
+            .unwrap();
+        store
+            .put("b", r#"path "b/*" { capabilities = ["read"] }"#)
+            .await
+            .unwrap();
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let sorted = store.acl(&names(&["a", "b"])).await.unwrap();
+        assert!(reads(&sorted, "a/x") && reads(&sorted, "b/x") && !reads(&sorted, "c/x"));
+        let unsorted = store.acl(&names(&["b", "a", "b"])).await.unwrap();
+        assert!(Arc::ptr_eq(&sorted, &unsorted));
+        assert!(Arc::ptr_eq(
+            &sorted,
+            &store.acl(&names(&["a", "b"])).await.unwrap()
+        ));
+
+        // A policy change drops the compiled ACLs that used it.
+        store
+            .put("a", r#"path "a/*" { capabilities = ["deny"] }"#)
+            .await
+            .unwrap();
+        let changed = store.acl(&names(&["a", "b"])).await.unwrap();
+        assert!(!Arc::ptr_eq(&sorted, &changed));
+        assert!(!reads(&changed, "a/x") && reads(&changed, "b/x"));
     }
 }

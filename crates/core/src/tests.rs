@@ -574,7 +574,7 @@ async fn mounts_enable_tune_move_and_disable() {
         json!({"type": "fake"}),
     )
     .await;
-    assert!(matches!(conflict, Err(Error::Conflict(_))));
+    assert!(matches!(conflict, Err(Error::InvalidRequest(_))));
     let tune = call(
         &core,
         Operation::Read,

@@ -99,4 +99,54 @@ impl Storage for BarrierView {
             .await
             .map_err(barrier_error)
     }
+
+    async fn put_all(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.transaction(
+            entries
+                .into_iter()
+                .map(|(key, value)| mayfly_barrier::BarrierOp::Put { key, value })
+                .collect(),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mayfly_barrier::{Barrier, ShamirSeal};
+    use mayfly_sdk::Storage;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn put_all_writes_every_entry_under_the_prefix() {
+        let physical: Arc<dyn mayfly_storage::Backend> =
+            Arc::new(mayfly_storage::InmemBackend::new());
+        let barrier = Arc::new(Barrier::new(physical.clone()));
+        let seal = ShamirSeal::new(physical, barrier.clone());
+        let init = seal.initialize(1, 1).await.unwrap();
+        seal.submit_unseal_key(&init.keys[0]).await.unwrap();
+        let view = BarrierView::new(barrier.clone(), "logical/x/");
+        view.put_all(vec![
+            ("a".to_owned(), b"1".to_vec()),
+            ("b/c".to_owned(), b"2".to_vec()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(view.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(view.get("b/c").await.unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(
+            barrier.get("logical/x/b/c").await.unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
+        // A key climbing out of the view fails the whole write.
+        let escaping = view
+            .put_all(vec![
+                ("d".to_owned(), b"3".to_vec()),
+                ("../y".to_owned(), b"4".to_vec()),
+            ])
+            .await;
+        assert!(escaping.is_err());
+        assert_eq!(view.get("d").await.unwrap(), None);
+    }
 }

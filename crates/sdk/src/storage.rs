@@ -15,6 +15,16 @@ pub trait Storage: Send + Sync {
     async fn delete(&self, key: &str) -> Result<()>;
     /// Immediate children of `prefix`, folders ending with `/`, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Writes several entries, in order. The core's storage writes them in one transaction,
+    /// so either all are written or none, at the cost of a single durable commit; the default
+    /// writes them one by one.
+    async fn put_all(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
+        for (key, value) in entries {
+            self.put(&key, &value).await?;
+        }
+        Ok(())
+    }
 }
 
 /// JSON helpers over any [`Storage`].

@@ -88,8 +88,9 @@ pub(super) fn paths() -> Vec<Path<Core>> {
 
 async fn list_acl(core: Arc<Core>, _: Request, _: FieldData) -> Result<Option<Response>> {
     let mut names = core.unsealed()?.policies.names().await?;
-    // `root` is built in; Vault lists it only in the legacy listing.
+    // `root` is built in, never stored; Vault lists it after the stored policies.
     names.retain(|name| name != "root");
+    names.push("root".to_owned());
     Ok(Some(Response::list(names)))
 }
 

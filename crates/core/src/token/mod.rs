@@ -8,10 +8,12 @@ mod roles;
 
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
 use aws_lc_rs::hmac;
+use mayfly_barrier::BarrierOp;
 use mayfly_sdk::{Error, Result, Storage, StorageExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -112,8 +114,9 @@ pub struct TokenStore {
     /// Serialises read-modify-write of use counts and renewals.
     updates: tokio::sync::Mutex<()>,
     /// Decoded entries by hash. Every request looks its token up, and every change to an
-    /// entry goes through this store, so the cache is kept exact rather than expiring.
-    cache: std::sync::Mutex<HashMap<String, TokenEntry>>,
+    /// entry goes through this store, so the cache is kept exact rather than expiring. Entries
+    /// are shared so a lookup does not copy them (a token may hold many policies).
+    cache: std::sync::Mutex<HashMap<String, Arc<TokenEntry>>>,
 }
 
 /// Beyond this many cached entries the cache starts over; lookups then refill it.
@@ -151,18 +154,18 @@ impl TokenStore {
         })
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, TokenEntry>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TokenEntry>>> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn remember(&self, entry: &TokenEntry) {
+    fn remember(&self, entry: Arc<TokenEntry>) {
         let mut cache = self.cache();
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(entry.id_hash.clone(), entry.clone());
+        cache.insert(entry.id_hash.clone(), entry);
     }
 
     fn forget(&self, hash: &str) {
@@ -176,7 +179,7 @@ impl TokenStore {
         self.view
             .put_json(&Self::id_key(&entry.id_hash), entry)
             .await?;
-        self.remember(entry);
+        self.remember(Arc::new(entry.clone()));
         Ok(())
     }
 
@@ -238,18 +241,37 @@ impl TokenStore {
             internal_data: new.internal_data,
             no_default_policy: new.no_default_policy,
         };
+        // The entry and its indexes go in one transaction, so one commit (one fsync) makes the
+        // token durable, and there is never a live token without its indexes.
+        let mut ops = Vec::with_capacity(4);
         if let Some(parent) = &entry.parent_hash {
-            self.view.put(&Self::parent_key(parent, &hash), b"").await?;
+            ops.push(BarrierOp::Put {
+                key: Self::parent_key(parent, &hash),
+                value: Vec::new(),
+            });
         }
         if let Some(expire) = entry.expire_time {
-            self.view.put(&expiry_key(expire, &hash), b"").await?;
+            ops.push(BarrierOp::Put {
+                key: expiry_key(expire, &hash),
+                value: Vec::new(),
+            });
         }
-        self.view
-            .put_json(&Self::accessor_key(&entry.accessor), &hash)
-            .await?;
-        // The entry goes last: until it exists the indexes point at nothing valid.
-        self.put_entry(&entry).await?;
-        Ok((token, entry))
+        let accessor_key = Self::accessor_key(&entry.accessor);
+        ops.push(BarrierOp::Put {
+            value: encode(&accessor_key, &hash)?,
+            key: accessor_key,
+        });
+        let id_key = Self::id_key(&hash);
+        ops.push(BarrierOp::Put {
+            value: encode(&id_key, &entry)?,
+            key: id_key,
+        });
+        let entry = Arc::new(entry);
+        // Forget first: if the write fails, the next lookup reads what storage really holds.
+        self.forget(&hash);
+        self.view.transaction(ops).await?;
+        self.remember(Arc::clone(&entry));
+        Ok((token, Arc::unwrap_or_clone(entry)))
     }
 
     /// Creates a root token (init, dev mode, generate-root).
@@ -273,15 +295,28 @@ impl TokenStore {
     }
 
     pub async fn lookup_hash(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        Ok(self
+            .lookup_hash_shared(hash)
+            .await?
+            .map(Arc::unwrap_or_clone))
+    }
+
+    /// [`TokenStore::lookup`] without copying the entry, for the request pipeline.
+    pub async fn lookup_shared(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
+        self.lookup_hash_shared(&self.hash(token)).await
+    }
+
+    pub async fn lookup_hash_shared(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
         let cached = self.cache().get(hash).cloned();
         let entry = match cached {
             Some(entry) => Some(entry),
             None => {
                 let stored: Option<TokenEntry> = self.view.get_json(&Self::id_key(hash)).await?;
-                if let Some(entry) = &stored {
-                    self.remember(entry);
-                }
-                stored
+                stored.map(|entry| {
+                    let entry = Arc::new(entry);
+                    self.remember(Arc::clone(&entry));
+                    entry
+                })
             }
         };
         Ok(entry.filter(|entry| !entry.is_expired(unix_now())))
@@ -476,6 +511,12 @@ impl TokenStore {
     pub async fn role_names(&self) -> Result<Vec<String>> {
         self.view.list("roles/").await
     }
+}
+
+/// A value as [`StorageExt::put_json`] would store it.
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value)
+        .map_err(|err| Error::internal(format!("cannot encode entry {key:?}: {err}")))
 }
 
 /// The outcome of counting a use.

@@ -30,6 +30,35 @@ fn child_of(parent: &TokenEntry) -> NewToken {
 }
 
 #[tokio::test]
+async fn creation_stores_the_entry_with_every_index() {
+    let store = store().await;
+    let (_, root) = store.create_root(None).await.unwrap();
+    let (token, child) = store.create(child_of(&root)).await.unwrap();
+    let hash = store.hash(&token);
+    let expire = child.expire_time.expect("the child has a TTL");
+    for key in [
+        format!("id/{hash}"),
+        format!("accessor/{}", child.accessor),
+        format!("parent/{}/{hash}", root.id_hash),
+        expiry_key(expire, &hash),
+    ] {
+        assert!(
+            store.view.get(&key).await.unwrap().is_some(),
+            "{key} missing"
+        );
+    }
+    // A store with an empty cache reads the same entry back from storage.
+    let fresh = TokenStore::open(store.view.sub_view("")).await.unwrap();
+    assert_eq!(fresh.lookup(&token).await.unwrap(), Some(child.clone()));
+    let shared = fresh.lookup_shared(&token).await.unwrap().unwrap();
+    assert_eq!(*shared, child);
+    assert_eq!(
+        fresh.lookup_accessor(&child.accessor).await.unwrap(),
+        Some(child)
+    );
+}
+
+#[tokio::test]
 async fn tokens_are_stored_by_salted_hash_only() {
     let store = store().await;
     let (token, entry) = store.create_root(None).await.unwrap();

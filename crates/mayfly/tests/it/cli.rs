@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::support::{CliOutput, Server, cli, free_port};
 
 /// The value of a `Key    Value` row in a table (with or without a header).
-fn row<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn row<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines().find_map(|line| {
         let rest = line.strip_prefix(key)?;
         // Columns are separated by at least four spaces; one space means a longer key.
@@ -14,7 +14,7 @@ fn row<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-fn expect_row(out: &CliOutput, key: &str, value: &str) {
+pub(crate) fn expect_row(out: &CliOutput, key: &str, value: &str) {
     assert_eq!(
         row(&out.stdout, key),
         Some(value),
@@ -24,7 +24,7 @@ fn expect_row(out: &CliOutput, key: &str, value: &str) {
     );
 }
 
-fn ok(out: &CliOutput) {
+pub(crate) fn ok(out: &CliOutput) {
     assert_eq!(
         out.code, 0,
         "exit {}\nstdout:\n{}\nstderr:\n{}",

@@ -112,6 +112,17 @@ impl Resp {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Panics, showing the body, unless the status is `status`; returns `self` for chaining.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+
     /// The `errors` array of a Vault error body.
     pub fn errors(&self) -> Vec<String> {
         match self.json().get("errors") {
@@ -461,6 +472,36 @@ impl Server {
         keys
     }
 
+    /// Sends one request with extra headers (`X-Vault-Wrap-TTL`, a PATCH content type) and a
+    /// raw body, which [`Server::request`] does not allow.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Resp {
+        let method = Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.header("X-Vault-Token", token);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_string());
+        }
+        read(req.send().await.expect("request failed")).await
+    }
+
+    /// Initializes with one key, unseals, and returns the root token: the usual start of a
+    /// test that is about what happens after unsealing.
+    pub async fn root_token(&self) -> String {
+        self.init_unsealed(1, 1).await.root_token
+    }
+
     /// Runs the CLI against this server with `VAULT_ADDR` (and `VAULT_TOKEN` if given) set.
     pub async fn cli(&self, token: Option<&str>, args: &[&str]) -> CliOutput {
         let mut env = vec![("VAULT_ADDR", self.addr())];
@@ -615,6 +656,23 @@ pub async fn raw_request(port: u16, request: &str) -> RawResponse {
         .await
         .expect("send request");
     read_response(&mut stream).await
+}
+
+/// Calls `attempt` until it yields `Some`, at most until `timeout` has passed, then panics
+/// naming `what`. For state that changes on the server's own schedule (a TTL running out).
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        tokio::time::sleep(POLL_INTERVAL * 5).await;
+    }
 }
 
 /// Whether `s` looks like a UUID (8-4-4-4-12 hex digits).

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{
     KvV2, key, key_existence,
-    model::{Config, KeyMetadata, RECORD_VERSION, VersionEntry, version_key},
+    model::{Config, KeyMetadata, RECORD_VERSION, VersionEntry, encode, version_key},
     not_found_empty, not_found_with, path_field,
 };
 use crate::convert::weak_int;
@@ -157,12 +157,15 @@ async fn store_new_version(
         data,
         created_time: now,
     };
-    storage
-        .put_json(&version_key(&meta.key, number), &entry)
-        .await?;
+    let data_key = version_key(&meta.key, number);
+    let data_value = encode(&data_key, &entry)?;
     let deletion_time = meta.deletion_time(now, config);
     let trimmed = meta.add_version(now, deletion_time, config.max_versions);
-    meta.save(storage).await?;
+    // The data and the metadata that references it are written together: one durable commit,
+    // and never metadata pointing at a version that was not stored.
+    storage
+        .put_all(vec![(data_key, data_value), meta.encode()?])
+        .await?;
 
     let mut response = match meta.versions.get(&number) {
         Some(version) => Response::with_data(meta.version_json(number, version)),

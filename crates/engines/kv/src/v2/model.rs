@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use mayfly_sdk::{Result, Storage, StorageExt};
+use mayfly_sdk::{Error, Result, Storage, StorageExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -123,6 +123,15 @@ impl KeyMetadata {
         storage.put_json(&metadata_key(&self.key), self).await
     }
 
+    /// The storage key and value [`KeyMetadata::save`] would write, for a caller that writes
+    /// it together with other entries.
+    pub fn encode(&mut self) -> Result<(String, Vec<u8>)> {
+        self.version = RECORD_VERSION;
+        let key = metadata_key(&self.key);
+        let value = encode(&key, self)?;
+        Ok((key, value))
+    }
+
     /// Records a new version and slides the window of kept versions. Returns the range of
     /// version numbers whose data must now be removed from storage, if any.
     ///
@@ -204,6 +213,12 @@ impl KeyMetadata {
         out.insert("version".into(), Value::from(number));
         out
     }
+}
+
+/// A record as [`StorageExt::put_json`] would store it.
+pub(crate) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value)
+        .map_err(|err| Error::internal(format!("cannot encode entry {key:?}: {err}")))
 }
 
 /// The data of one version (`versions/<n>/<key>`).
