@@ -30,6 +30,7 @@ Common commands:
     version     Print the Mayfly version
 
 Other commands:
+    audit       Interact with audit devices
     auth        Interact with auth methods
     kv          Interact with the key/value secrets engine
     operator    Perform operator-specific tasks
@@ -110,6 +111,7 @@ async fn run_with(console: &mut Console, args: &[String], version: &str) -> i32 
         "delete" => commands::kv_verbs::delete(console, rest).await,
         "login" => commands::login::run(console, rest).await,
         "unwrap" => commands::unwrap::run(console, rest).await,
+        "audit" => commands::audit::run(console, rest).await,
         "auth" => commands::auth::run(console, rest).await,
         "kv" => commands::kv::run(console, rest).await,
         "policy" => commands::policy::run(console, rest).await,

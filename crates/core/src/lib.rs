@@ -4,6 +4,7 @@
 //! sealed are served first; everything else needs an unsealed barrier and a valid token, then
 //! goes to the mount with the longest matching prefix.
 
+pub mod audit;
 mod auth;
 pub mod cubbyhole;
 pub mod mounts;
@@ -35,11 +36,12 @@ use mayfly_storage::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    audit::{AuditBroker, RequestContext},
     mounts::{MountBuilder, MountClass, Mounts},
     policy::{Acl, AclRequest},
     policy_store::PolicyStore,
     registry::Registry,
-    token::{TokenStore, UseOutcome},
+    token::{TokenEntry, TokenStore, UseOutcome},
     view::{BarrierView, barrier_error},
 };
 
@@ -71,6 +73,7 @@ pub struct Unsealed {
     pub tokens: TokenStore,
     pub policies: PolicyStore,
     pub cluster: ClusterInfo,
+    pub audit: AuditBroker,
 }
 
 /// The outcome of `sys/init`.
@@ -281,6 +284,7 @@ impl Core {
             policies: PolicyStore::open(BarrierView::new(self.barrier.clone(), "sys/policy/"))
                 .await?,
             cluster,
+            audit: AuditBroker::load(self.barrier.clone()).await?,
         }))
     }
 
@@ -298,6 +302,9 @@ impl Core {
                 }
                 if let Err(err) = core.expire_tokens().await {
                     tracing::warn!(error = %err, "Token expiry pass failed.");
+                }
+                if let Some(unsealed) = core.current() {
+                    unsealed.audit.tick().await;
                 }
             }
         });
@@ -336,26 +343,102 @@ impl Core {
     /// Seals: drops every unsealed structure and forgets the keys.
     pub async fn seal(&self) {
         let _guard = self.transition.lock().await;
-        *self
+        let previous = self
             .state
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(previous) = previous {
+            previous.audit.flush().await;
+        }
         *self.generate_root.lock().await = None;
         self.seal.seal();
         tracing::info!("Mayfly is sealed.");
     }
 
-    /// Runs one request through the pipeline: sealed-safe routes, authentication, ACL,
-    /// routing, token creation for logins, response wrapping.
+    /// Asks every audit device to reopen its file or connection (SIGHUP, for log rotation).
+    pub async fn reload_audit(&self) {
+        if let Some(unsealed) = self.current() {
+            unsealed.audit.reopen().await;
+        }
+    }
+
+    /// Signs and saves the audit chains before the process exits.
+    pub async fn shutdown(&self) {
+        if let Some(unsealed) = self.current() {
+            unsealed.audit.flush().await;
+        }
+    }
+
+    /// Runs one request through the pipeline: sealed-safe routes, authentication, ACL, the
+    /// audit request entry, routing, token creation for logins, response wrapping, and the
+    /// audit response entry.
+    ///
+    /// With audit devices enabled, a request that no device records is refused before
+    /// anything happens, and a response that no device records is replaced by an error after
+    /// revoking the token it issued, if any.
     pub async fn handle_request(&self, mut req: Request) -> Result<Option<Response>> {
         let me = self.me.upgrade().ok_or(Error::Sealed)?;
-        if let Some(relative) = req.path.strip_prefix("sys/")
-            && sys::is_unauthenticated(relative)
-        {
-            req.mount_point = "sys/".to_owned();
-            return self.sys_paths.handle(me, req).await;
+        let sealed_safe = req
+            .path
+            .strip_prefix("sys/")
+            .is_some_and(sys::is_unauthenticated);
+        let Some(unsealed) = self.current() else {
+            if sealed_safe {
+                req.mount_point = "sys/".to_owned();
+                return self.sys_paths.handle(me, req).await;
+            }
+            return Err(Error::Sealed);
+        };
+        let devices = unsealed
+            .audit
+            .active()
+            .filter(|_| !sys::is_never_audited(&req.path));
+        let mut caller = Caller::default();
+        let checked = self
+            .authorize(&unsealed, &mut req, sealed_safe, &mut caller)
+            .await;
+        let ticket = match &devices {
+            Some(devices) => {
+                let ctx = RequestContext {
+                    req: &req,
+                    token: caller.token.as_ref(),
+                    mount: caller.route.as_ref().map(|route| &route.entry),
+                    allowed: caller.allowed,
+                };
+                Some(audit::log_request(devices, &ctx, checked.as_ref().err()).await?)
+            }
+            None => None,
+        };
+        let result = match checked {
+            Ok(()) => self.execute(me, &unsealed, req, caller, sealed_safe).await,
+            Err(err) => Err(err),
+        };
+        let Some(ticket) = ticket else {
+            return result;
+        };
+        let (response, error) = match &result {
+            Ok(response) => (response.as_ref(), None),
+            Err(err) => (None, Some(err)),
+        };
+        if let Err(err) = audit::log_response(ticket, response, error).await {
+            if let Ok(Some(response)) = &result {
+                self.revoke_issued(response).await;
+            }
+            return Err(err.into());
         }
-        let unsealed = self.unsealed()?;
+        result
+    }
+
+    /// Routes the request and checks its token and policies. Changes nothing; what it learns
+    /// goes into `caller`, which the audit entry needs even when a check fails.
+    async fn authorize(
+        &self,
+        unsealed: &Unsealed,
+        req: &mut Request,
+        sealed_safe: bool,
+        caller: &mut Caller,
+    ) -> Result<()> {
         let router = unsealed.mounts.router();
         let route = router.route(&req.path).cloned();
         if let Some(route) = &route {
@@ -363,6 +446,10 @@ impl Core {
             req.mount_type = route.entry.kind.clone();
             req.mount_ttls = route.entry.ttls(self.system_ttls());
             req.storage = Some(route.storage.clone());
+        }
+        caller.route = route.clone();
+        if sealed_safe {
+            return Ok(());
         }
         let public = route.as_ref().is_some_and(|route| {
             let relative = req.relative_path();
@@ -372,62 +459,121 @@ impl Core {
                 .iter()
                 .any(|pattern| path_matches(pattern, relative))
         });
+        if public {
+            return Ok(());
+        }
+        let token = req.client_token.clone().ok_or(Error::PermissionDenied)?;
+        let entry = unsealed
+            .tokens
+            .lookup(&token.0)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        let entry: &TokenEntry = caller.token.insert(entry);
+        if !entry.bound_cidrs.is_empty()
+            && !mayfly_sdk::cidr::remote_addr_allowed(
+                req.remote_addr.as_deref(),
+                &entry.bound_cidrs,
+            )
+        {
+            return Err(Error::PermissionDenied);
+        }
+        req.client_token_hash = Some(entry.id_hash.clone());
+        req.client_token_accessor = Some(entry.accessor.clone());
+        if req.operation == Operation::Update
+            && let Some(route) = &route
+            && route.backend.exists(req).await? == Some(false)
+        {
+            req.operation = Operation::Create;
+        }
+        // The UI mount listing checks capabilities under the target mount itself.
+        if req.path.starts_with("sys/internal/ui/mounts") {
+            return Ok(());
+        }
+        let acl = unsealed.policies.acl(&entry.policies).await?;
+        let decision = acl.allows(&AclRequest {
+            path: &req.path,
+            operation: req.operation,
+            data: &req.data,
+            wrap_ttl: req.wrap_ttl,
+        });
+        // `allows` already demands `sudo` on root-protected paths.
+        let allowed = decision.allowed;
+        caller.allowed = Some(allowed);
+        if !allowed {
+            return Err(Error::PermissionDenied);
+        }
+        req.root_privileges = decision.root_privs;
+        Ok(())
+    }
 
+    /// Serves an authorized request: spends a use of a limited token, dispatches, and revokes
+    /// the token if that was its last use.
+    async fn execute(
+        &self,
+        me: Arc<Core>,
+        unsealed: &Unsealed,
+        req: Request,
+        caller: Caller,
+        sealed_safe: bool,
+    ) -> Result<Option<Response>> {
+        if sealed_safe {
+            return self.sys_paths.handle(me, req).await;
+        }
         let mut spent_token = None;
-        if !public {
-            let token = req.client_token.clone().ok_or(Error::PermissionDenied)?;
-            let entry = unsealed
-                .tokens
-                .lookup_shared(&token.0)
-                .await?
-                .ok_or(Error::InvalidToken)?;
-            if !entry.bound_cidrs.is_empty()
-                && !mayfly_sdk::cidr::remote_addr_allowed(
-                    req.remote_addr.as_deref(),
-                    &entry.bound_cidrs,
-                )
-            {
-                return Err(Error::PermissionDenied);
-            }
-            req.client_token_hash = Some(entry.id_hash.clone());
-            req.client_token_accessor = Some(entry.accessor.clone());
-            if req.operation == Operation::Update
-                && let Some(route) = &route
-                && route.backend.exists(&req).await? == Some(false)
-            {
-                req.operation = Operation::Create;
-            }
-            // The UI mount listing checks capabilities under the target mount itself.
-            if !req.path.starts_with("sys/internal/ui/mounts") {
-                let acl = unsealed.policies.acl(&entry.policies).await?;
-                let decision = acl.allows(&AclRequest {
-                    path: &req.path,
-                    operation: req.operation,
-                    data: &req.data,
-                    wrap_ttl: req.wrap_ttl,
-                });
-                // `allows` already demands `sudo` on root-protected paths.
-                if !decision.allowed {
-                    return Err(Error::PermissionDenied);
-                }
-                req.root_privileges = decision.root_privs;
-            }
-            if entry.num_uses != 0 {
-                match unsealed.tokens.spend_use(&entry.id_hash).await? {
-                    UseOutcome::Invalid => return Err(Error::InvalidToken),
-                    UseOutcome::LastUse => spent_token = Some(entry.id_hash.clone()),
-                    UseOutcome::Counted | UseOutcome::Unlimited => {}
-                }
+        if let Some(entry) = &caller.token
+            && entry.num_uses != 0
+        {
+            match unsealed.tokens.spend_use(&entry.id_hash).await? {
+                UseOutcome::Invalid => return Err(Error::InvalidToken),
+                UseOutcome::LastUse => spent_token = Some(entry.id_hash.clone()),
+                UseOutcome::Counted | UseOutcome::Unlimited => {}
             }
         }
-
-        let result = self.dispatch(route, req).await;
+        let result = self.dispatch(caller.route, req).await;
         if let Some(hash) = spent_token
             && let Err(err) = self.revoke_token_tree(&hash).await
         {
             tracing::warn!(error = %err, "Failed to revoke a used-up token.");
         }
         result
+    }
+
+    /// Takes back the tokens a response handed out, when the response could not be audited:
+    /// a login's or token creation's token, a wrapping token and the token wrapped in it.
+    /// Other effects of the request (a secret written, a token revoked) stay done.
+    async fn revoke_issued(&self, response: &Response) {
+        let Some(unsealed) = self.current() else {
+            return;
+        };
+        let mut hashes = Vec::new();
+        if let Some(auth) = response
+            .auth
+            .as_ref()
+            .filter(|a| !a.client_token.is_empty())
+        {
+            hashes.push(unsealed.tokens.lookup(&auth.client_token).await);
+        }
+        if let Some(wrap) = &response.wrap_info {
+            hashes.push(unsealed.tokens.lookup(&wrap.token).await);
+            if !wrap.wrapped_accessor.is_empty() {
+                hashes.push(
+                    unsealed
+                        .tokens
+                        .lookup_accessor(&wrap.wrapped_accessor)
+                        .await,
+                );
+            }
+        }
+        for found in hashes {
+            let outcome = match found {
+                Ok(Some(entry)) => self.revoke_token_tree(&entry.id_hash).await,
+                Ok(None) => Ok(()),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = outcome {
+                tracing::error!(error = %err, "Failed to revoke a token whose issue could not be audited.");
+            }
+        }
     }
 
     async fn dispatch(
@@ -464,6 +610,14 @@ impl Core {
             _ => Ok(response),
         }
     }
+}
+
+/// Who is calling and where the request goes, as far as the checks got.
+#[derive(Default)]
+struct Caller {
+    route: Option<Arc<mounts::RouteEntry>>,
+    token: Option<TokenEntry>,
+    allowed: Option<bool>,
 }
 
 fn is_empty_list(response: &Response) -> bool {

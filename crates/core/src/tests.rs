@@ -69,7 +69,7 @@ impl mayfly_sdk::LogicalBackend for FakeAuth {
     }
 }
 
-fn core() -> Arc<Core> {
+pub(crate) fn core() -> Arc<Core> {
     let mut registry = Registry::default();
     registry.register("cubbyhole", Arc::new(crate::cubbyhole::factory));
     let fake = Arc::new(FakeAuth {
@@ -91,7 +91,12 @@ fn core() -> Arc<Core> {
     )
 }
 
-fn request(operation: Operation, path: &str, token: Option<&str>, data: Value) -> Request {
+pub(crate) fn request(
+    operation: Operation,
+    path: &str,
+    token: Option<&str>,
+    data: Value,
+) -> Request {
     let mut req = Request::new(operation, path);
     req.client_token = token.map(|t| ClientToken(t.to_owned()));
     if let Value::Object(map) = data {
@@ -100,7 +105,7 @@ fn request(operation: Operation, path: &str, token: Option<&str>, data: Value) -
     req
 }
 
-async fn unsealed_core() -> (Arc<Core>, String, Vec<UnsealKey>) {
+pub(crate) async fn unsealed_core() -> (Arc<Core>, String, Vec<UnsealKey>) {
     let core = core();
     let init = core.initialize(3, 2, None).await.unwrap();
     assert!(core.is_sealed());

@@ -1,5 +1,5 @@
 //! `mayfly server`: loads the config, opens storage, builds the core, serves the listeners,
-//! and shuts down gracefully on SIGINT/SIGTERM.
+//! reopens audit files on SIGHUP, and shuts down gracefully on SIGINT/SIGTERM.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -196,7 +196,7 @@ async fn serve(flags: ServerFlags, config: Config) -> Result<(), String> {
     }
     tracing::info!("Mayfly server started.");
 
-    wait_for_signal().await;
+    wait_for_signal(&core).await;
     tracing::info!("Shutting down: finishing in-flight requests.");
     let _ = shutdown_tx.send(true);
     for task in tasks {
@@ -206,6 +206,8 @@ async fn serve(flags: ServerFlags, config: Config) -> Result<(), String> {
             Err(err) => tracing::warn!(error = %err, "Listener task failed."),
         }
     }
+    // The audit chains end with a signed checkpoint, so a clean stop leaves no unsigned tail.
+    core.shutdown().await;
     // Storage is closed when the last reference to the core drops; give writers a moment.
     drop(core);
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -318,19 +320,28 @@ Development mode should NOT be used in production installations!
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT. SIGHUP meanwhile reopens the audit files, so that logrotate
+/// can move them away and have new ones started, as with Vault.
+async fn wait_for_signal(core: &Arc<Core>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
+    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         // Without signal handlers the process can still be stopped; it just won't drain.
         std::future::pending::<()>().await;
         return;
     };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return,
+            _ = interrupt.recv() => return,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reopening audit devices.");
+                core.reload_audit().await;
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! What every command shares: the global flags, turning them (and the
 //! environment) into a client, usage errors, and printing API responses.
 
+pub mod audit;
 pub mod auth;
 pub mod generate_root;
 pub mod kv;

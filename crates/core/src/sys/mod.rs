@@ -1,5 +1,7 @@
-//! The `sys/` backend: seal lifecycle, health and barrier key operations.
+//! The `sys/` backend: seal lifecycle, health, barrier key operations, mounts, policies,
+//! wrapping and audit devices.
 
+mod audit;
 pub mod generate_root;
 mod keys;
 mod mounts;
@@ -32,6 +34,16 @@ const UNAUTHENTICATED: &[&str] = &[
 
 pub(crate) fn is_unauthenticated(relative_path: &str) -> bool {
     UNAUTHENTICATED.contains(&relative_path)
+}
+
+/// Routes Vault never audits: the seal lifecycle and health, which load balancers and
+/// operators call constantly and which must keep working when no audit device can write.
+const NEVER_AUDITED: &[&str] = &["init", "seal-status", "seal", "unseal", "leader", "health"];
+
+/// Whether a request path (`sys/health`) is exempt from auditing.
+pub(crate) fn is_never_audited(path: &str) -> bool {
+    path.strip_prefix("sys/")
+        .is_some_and(|relative| NEVER_AUDITED.contains(&relative.trim_end_matches('/')))
 }
 
 pub(crate) fn backend() -> FrameworkBackend<Core> {
@@ -166,6 +178,7 @@ pub(crate) fn backend() -> FrameworkBackend<Core> {
                 "Submits a current unseal key for the rekey in progress.",
             ),
     ];
+    paths.extend(audit::paths());
     paths.extend(generate_root::paths());
     paths.extend(mounts::paths());
     paths.extend(policies::paths());

@@ -1,6 +1,7 @@
 //! End-to-end tests: each one starts the real `mayfly` binary on its own port and temporary
 //! directory and drives it over HTTP, raw TCP or the CLI, as operators and clients would.
 
+mod audit;
 mod bad_input;
 mod cli;
 mod cli_auth;

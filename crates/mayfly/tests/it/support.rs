@@ -351,6 +351,15 @@ impl Server {
         assert!(status.success(), "kill -TERM failed: {status}");
     }
 
+    /// SIGHUP: the server reopens its audit files (log rotation) and keeps running.
+    pub fn sighup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP failed: {status}");
+    }
+
     /// SIGKILL, as a crash or power cut would end it; waits for the process to be gone.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
