@@ -402,7 +402,7 @@ impl Core {
             Some(devices) => {
                 let ctx = RequestContext {
                     req: &req,
-                    token: caller.token.as_ref(),
+                    token: caller.token.as_deref(),
                     mount: caller.route.as_ref().map(|route| &route.entry),
                     allowed: caller.allowed,
                 };
@@ -465,7 +465,7 @@ impl Core {
         let token = req.client_token.clone().ok_or(Error::PermissionDenied)?;
         let entry = unsealed
             .tokens
-            .lookup(&token.0)
+            .lookup_shared(&token.0)
             .await?
             .ok_or(Error::InvalidToken)?;
         let entry: &TokenEntry = caller.token.insert(entry);
@@ -616,7 +616,9 @@ impl Core {
 #[derive(Default)]
 struct Caller {
     route: Option<Arc<mounts::RouteEntry>>,
-    token: Option<TokenEntry>,
+    /// Shared with the token store's cache: a token may hold many policies, and copying its
+    /// entry on every request showed in profiles.
+    token: Option<Arc<TokenEntry>>,
     allowed: Option<bool>,
 }
 
