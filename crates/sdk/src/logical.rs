@@ -158,7 +158,10 @@ impl fmt::Debug for SecretLease {
             .field("ttl", &self.ttl)
             .field("renewable", &self.renewable)
             .field("secret_type", &self.secret_type)
-            .field("internal_keys", &self.internal_data.keys().collect::<Vec<_>>())
+            .field(
+                "internal_keys",
+                &self.internal_data.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

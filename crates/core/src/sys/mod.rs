@@ -2,8 +2,10 @@
 
 pub mod generate_root;
 mod keys;
+pub(crate) mod leases;
 mod mounts;
 mod policies;
+mod quotas;
 mod seal;
 mod wrapping;
 
@@ -170,6 +172,8 @@ pub(crate) fn backend() -> FrameworkBackend<Core> {
     paths.extend(mounts::paths());
     paths.extend(policies::paths());
     paths.extend(wrapping::paths());
+    paths.extend(leases::paths());
+    paths.extend(quotas::paths());
     FrameworkBackend::new(
         "The system backend controls the server: sealing, health and keys.",
         paths,

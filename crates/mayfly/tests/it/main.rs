@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod durability;
 mod http_api;
+mod leases;
 mod seal;
 mod support;
 mod tls;
