@@ -33,6 +33,7 @@ Other commands:
     audit       Interact with audit devices
     auth        Interact with auth methods
     kv          Interact with the key/value secrets engine
+    lease       Interact with leases
     operator    Perform operator-specific tasks
     policy      Interact with policies
     secrets     Interact with secrets engines
@@ -114,6 +115,7 @@ async fn run_with(console: &mut Console, args: &[String], version: &str) -> i32 
         "audit" => commands::audit::run(console, rest).await,
         "auth" => commands::auth::run(console, rest).await,
         "kv" => commands::kv::run(console, rest).await,
+        "lease" => commands::lease::run(console, rest).await,
         "policy" => commands::policy::run(console, rest).await,
         "secrets" => commands::secrets::run(console, rest).await,
         "token" => commands::token::run(console, rest).await,

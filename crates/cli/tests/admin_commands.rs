@@ -1,5 +1,5 @@
-//! `policy`, `secrets` and `auth` against a scripted server: the requests
-//! they send and what they print.
+//! `policy`, `secrets`, `auth` and `lease` against a scripted server: the
+//! requests they send and what they print.
 
 mod support;
 
@@ -481,5 +481,151 @@ token/     token       auth_token_1       token based credentials    n/a
             0,
             "Success! Moved auth method auth/people/ to: auth/humans/\n"
         )
+    );
+}
+
+#[tokio::test]
+async fn lease_lookup_renew_and_revoke() {
+    let server = Server::start().await;
+    let id = "database/creds/ro/abc";
+    server.reply(
+        "PUT",
+        "/v1/sys/leases/lookup",
+        200,
+        Some(json!({
+            "request_id": "r", "lease_id": "", "renewable": false, "lease_duration": 0,
+            "data": {
+                "id": id, "issue_time": "2024-01-01T00:00:00Z",
+                "expire_time": "2024-01-01T01:00:00Z", "last_renewal": null,
+                "renewable": true, "ttl": 3599
+            },
+            "wrap_info": null, "warnings": null, "auth": null
+        })),
+    );
+    let out = server.run_with(&["lease", "lookup", id], &ENV, "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(server.last().body, Some(json!({"lease_id": id})));
+    assert_eq!(
+        out.stdout,
+        "\
+Key             Value
+---             -----
+expire_time     2024-01-01T01:00:00Z
+id              database/creds/ro/abc
+issue_time      2024-01-01T00:00:00Z
+last_renewal    <nil>
+renewable       true
+ttl             59m59s
+"
+    );
+    let out = server.run_with(&["lease", "lookup"], &ENV, "").await;
+    assert_eq!((out.code, out.stderr.as_str()), (1, "Missing ID!\n"));
+
+    server.reply(
+        "PUT",
+        "/v1/sys/leases/renew",
+        200,
+        Some(json!({
+            "request_id": "r", "lease_id": id, "renewable": true, "lease_duration": 600,
+            "data": null, "wrap_info": null,
+            "warnings": ["TTL of \"1h\" exceeded the effective max_ttl of \"10m\"; TTL value is capped accordingly"],
+            "auth": null
+        })),
+    );
+    let out = server
+        .run_with(&["lease", "renew", "-increment=1h", id], &ENV, "")
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        server.last().body,
+        Some(json!({"lease_id": id, "increment": 3600}))
+    );
+    assert!(
+        out.stdout.contains("lease_duration     10m"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("exceeded the effective max_ttl"),
+        "{}",
+        out.stderr
+    );
+
+    server.reply("PUT", &format!("/v1/sys/leases/revoke/{id}"), 202, None);
+    let out = server.run_with(&["lease", "revoke", id], &ENV, "").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "All revocation operations queued successfully!\n"
+    );
+    assert_eq!(server.last().body, Some(json!({"sync": false})));
+
+    server.reply("PUT", &format!("/v1/sys/leases/revoke/{id}"), 204, None);
+    let out = server
+        .run_with(&["lease", "revoke", "-sync", id], &ENV, "")
+        .await;
+    assert_eq!(out.stdout, format!("Success! Revoked lease: {id}\n"));
+    assert_eq!(server.last().body, Some(json!({"sync": true})));
+
+    server.reply(
+        "PUT",
+        "/v1/sys/leases/revoke-prefix/database/creds",
+        204,
+        None,
+    );
+    let out = server
+        .run_with(
+            &["lease", "revoke", "-prefix", "-sync", "database/creds"],
+            &ENV,
+            "",
+        )
+        .await;
+    assert_eq!(
+        out.stdout,
+        "Success! Revoked any leases with prefix: database/creds\n"
+    );
+
+    let out = server
+        .run_with(&["lease", "revoke", "-force", "database/creds"], &ENV, "")
+        .await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Specifying -force requires also specifying -prefix\n")
+    );
+    server.reply(
+        "PUT",
+        "/v1/sys/leases/revoke-force/database/creds",
+        204,
+        None,
+    );
+    let out = server
+        .run_with(
+            &["lease", "revoke", "-f", "-prefix", "database/creds"],
+            &ENV,
+            "",
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "Success! Force revoked any leases with prefix: database/creds\n"
+    );
+    assert!(out.stderr.starts_with("Warning! Force-removing leases"));
+    assert_eq!(server.last().body, None);
+
+    server.reply(
+        "PUT",
+        "/v1/sys/leases/revoke/nope",
+        400,
+        Some(json!({"errors": ["boom"]})),
+    );
+    let out = server
+        .run_with(&["lease", "revoke", "-sync", "nope"], &ENV, "")
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with("Error revoking lease nope: "),
+        "{}",
+        out.stderr
     );
 }

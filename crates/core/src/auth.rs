@@ -11,7 +11,7 @@ use mayfly_sdk::{
 use crate::{
     Core,
     mounts::delete_tree,
-    token::{NewToken, TokenEntry, finalize_policies, sanitize_display_name, unix_now},
+    token::{NewToken, TokenEntry, finalize_policies, sanitize_display_name},
 };
 
 impl Core {
@@ -51,10 +51,6 @@ impl Core {
             .ok_or(Error::InvalidToken)
     }
 
-    pub async fn issue_token(&self, new: NewToken) -> Result<(String, TokenEntry)> {
-        self.unsealed()?.tokens.create(new).await
-    }
-
     /// Warnings for policies that do not exist, as Vault gives on token creation.
     pub async fn missing_policy_warnings(&self, policies: &[String]) -> Result<Vec<String>> {
         let store = &self.unsealed()?.policies;
@@ -75,7 +71,7 @@ impl Core {
         auth: &mut Auth,
     ) -> Result<Vec<String>> {
         let ttls = self.mount_ttls(mount_path);
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let decision = calculate_ttl(
             ttls,
             TtlRequest {
@@ -207,7 +203,7 @@ impl Core {
             backend_max_ttl = renewed.max_ttl;
             period = renewed.period;
         }
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let decision = calculate_ttl(
             self.mount_ttls(&mount_path),
             TtlRequest {
@@ -222,18 +218,11 @@ impl Core {
             now,
         )?;
         let mut renewed = entry.clone();
-        let now_unix = unix_now();
-        renewed.expire_time = Some(now_unix + decision.ttl.as_secs() as i64);
-        renewed.last_renewal = Some(now_unix);
-        unsealed.tokens.save_renewal(&entry, &renewed).await?;
+        let now_ms = self.clock.unix_ms();
+        renewed.expire_time = Some(crate::clock::expiry_secs(now_ms, decision.ttl));
+        renewed.last_renewal = Some(now_ms.div_euclid(1000));
+        self.save_token_renewal(&renewed).await?;
         Ok((renewed, decision.ttl, decision.warnings))
-    }
-
-    /// Revokes a token and its descendants, then what hangs off them.
-    pub async fn revoke_token_tree(&self, hash: &str) -> Result<()> {
-        let revoked = self.unsealed()?.tokens.revoke_tree(hash).await?;
-        self.after_token_revocation(&revoked).await;
-        Ok(())
     }
 
     /// Deletes the cubbyholes of revoked tokens. Failures only leave unreachable data.
@@ -253,15 +242,5 @@ impl Core {
                 tracing::warn!(error = %err, "Failed to delete a revoked token's cubbyhole.");
             }
         }
-    }
-
-    /// Revokes tokens whose TTL has passed; run periodically while unsealed.
-    pub(crate) async fn expire_tokens(&self) -> Result<usize> {
-        let unsealed = self.unsealed()?;
-        let due = unsealed.tokens.expired(unix_now(), 256).await?;
-        for hash in &due {
-            self.revoke_token_tree(hash).await?;
-        }
-        Ok(due.len())
     }
 }

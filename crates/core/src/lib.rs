@@ -6,7 +6,10 @@
 
 pub mod audit;
 mod auth;
+pub mod clock;
 pub mod cubbyhole;
+pub mod expiration;
+mod keyed_lock;
 pub mod mounts;
 pub mod policy;
 pub mod policy_store;
@@ -37,11 +40,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     audit::{AuditBroker, RequestContext},
+    clock::Clock,
+    expiration::{ADMISSION, Expiration, MountRef},
     mounts::{MountBuilder, MountClass, Mounts},
     policy::{Acl, AclRequest},
     policy_store::PolicyStore,
     registry::Registry,
-    token::{TokenEntry, TokenStore, UseOutcome},
+    token::{NewToken, TokenEntry, TokenStore, UseOutcome},
     view::{BarrierView, barrier_error},
 };
 
@@ -71,6 +76,7 @@ const CLUSTER_INFO_KEY: &str = "core/cluster";
 pub struct Unsealed {
     pub mounts: Mounts,
     pub tokens: TokenStore,
+    pub expiration: Expiration,
     pub policies: PolicyStore,
     pub cluster: ClusterInfo,
     pub audit: AuditBroker,
@@ -85,6 +91,7 @@ pub struct InitOutput {
 pub struct Core {
     me: Weak<Core>,
     config: CoreConfig,
+    clock: Clock,
     storage_type: &'static str,
     barrier: Arc<Barrier>,
     seal: ShamirSeal,
@@ -102,12 +109,18 @@ pub struct Core {
 
 impl Core {
     pub fn new(physical: Arc<dyn Backend>, config: CoreConfig) -> Arc<Core> {
+        Core::with_clock(physical, config, Clock::system())
+    }
+
+    /// A core whose expiry runs on `clock` (tests use tokio's paused clock).
+    pub fn with_clock(physical: Arc<dyn Backend>, config: CoreConfig, clock: Clock) -> Arc<Core> {
         let storage_type = physical.kind();
         let barrier = Arc::new(Barrier::new(physical.clone()));
         let seal = ShamirSeal::new(physical, barrier.clone());
         Arc::new_cyclic(|me| Core {
             me: me.clone(),
             config,
+            clock,
             storage_type,
             barrier,
             seal,
@@ -123,6 +136,10 @@ impl Core {
 
     pub fn config(&self) -> &CoreConfig {
         &self.config
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn storage_type(&self) -> &'static str {
@@ -204,10 +221,26 @@ impl Core {
             id: random::uuid(),
         };
         root.put_json(CLUSTER_INFO_KEY, &cluster).await?;
-        mounts::persist_default_mounts(&self.barrier).await?;
+        let default_mounts = mounts::persist_default_mounts(&self.barrier).await?;
         PolicyStore::open(BarrierView::new(self.barrier.clone(), "sys/policy/")).await?;
-        let tokens = TokenStore::open(BarrierView::new(self.barrier.clone(), "sys/token/")).await?;
-        let (token, _) = tokens.create_root(root_token_id).await?;
+        let tokens = TokenStore::open(
+            BarrierView::new(self.barrier.clone(), "sys/token/"),
+            self.clock.clone(),
+        )
+        .await?;
+        let expiration = Expiration::open(self.barrier.clone(), self.clock.clone()).await?;
+        let token_mount = default_mounts
+            .iter()
+            .find(|mount| mount.kind == "token")
+            .map(MountRef::from)
+            .unwrap_or_default();
+        let (token, _) = expiration::issue_token_with(
+            &tokens,
+            &expiration,
+            &token_mount,
+            NewToken::root(root_token_id),
+        )
+        .await?;
         Ok(token)
     }
 
@@ -280,7 +313,12 @@ impl Core {
         let router = builder.load().await?;
         Ok(Arc::new(Unsealed {
             mounts: Mounts::new(router, builder),
-            tokens: TokenStore::open(BarrierView::new(self.barrier.clone(), "sys/token/")).await?,
+            tokens: TokenStore::open(
+                BarrierView::new(self.barrier.clone(), "sys/token/"),
+                self.clock.clone(),
+            )
+            .await?,
+            expiration: Expiration::open(self.barrier.clone(), self.clock.clone()).await?,
             policies: PolicyStore::open(BarrierView::new(self.barrier.clone(), "sys/policy/"))
                 .await?,
             cluster,
@@ -288,20 +326,25 @@ impl Core {
         }))
     }
 
-    /// Starts the loops that run while unsealed (token expiry). They end at the next seal.
+    /// Starts the work that runs while unsealed: the lease expiry worker, and revoke-prefix
+    /// operations a previous run left half-done. Both end at the next seal.
     fn start_background(&self) {
         let generation = self.unseal_generation.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::spawn(expiration::run_expiry(self.me.clone(), generation));
         let core = self.me.clone();
         tokio::spawn(async move {
+            {
+                let Some(core) = core.upgrade() else { return };
+                if let Err(err) = core.resume_prefix_revocations().await {
+                    tracing::error!(error = %err, "Resuming interrupted revoke-prefix operations failed.");
+                }
+            }
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
             loop {
                 ticker.tick().await;
                 let Some(core) = core.upgrade() else { break };
                 if core.is_sealed() || core.unseal_generation.load(Ordering::SeqCst) != generation {
                     break;
-                }
-                if let Err(err) = core.expire_tokens().await {
-                    tracing::warn!(error = %err, "Token expiry pass failed.");
                 }
                 if let Some(unsealed) = core.current() {
                     unsealed.audit.tick().await;
@@ -310,19 +353,15 @@ impl Core {
         });
     }
 
+    /// Whether background work started for unseal `generation` should go on.
+    pub(crate) fn is_current_generation(&self, generation: u64) -> bool {
+        !self.is_sealed() && self.unseal_generation.load(Ordering::SeqCst) == generation
+    }
+
     /// The compiled ACL of the calling token.
     pub async fn caller_acl(&self, req: &Request) -> Result<Arc<Acl>> {
         let entry = self.caller(req).await?;
         self.unsealed()?.policies.acl(&entry.policies).await
-    }
-
-    /// Revokes every token issued through an auth mount (when it is disabled).
-    pub(crate) async fn revoke_tokens_of_mount(&self, mount_path: &str) -> Result<()> {
-        let unsealed = self.unsealed()?;
-        for hash in unsealed.tokens.hashes_with_path_prefix(mount_path).await? {
-            self.revoke_token_tree(&hash).await?;
-        }
-        Ok(())
     }
 
     pub(crate) fn record_migration(&self, id: &str, from: &str, to: &str) {
@@ -442,6 +481,9 @@ impl Core {
         let router = unsealed.mounts.router();
         let route = router.route(&req.path).cloned();
         if let Some(route) = &route {
+            if unsealed.mounts.is_tainted(&route.entry.path) {
+                return Err(Error::UnsupportedPath);
+            }
             req.mount_point = route.entry.path.clone();
             req.mount_type = route.entry.kind.clone();
             req.mount_ttls = route.entry.ttls(self.system_ttls());
@@ -538,13 +580,21 @@ impl Core {
         result
     }
 
-    /// Takes back the tokens a response handed out, when the response could not be audited:
-    /// a login's or token creation's token, a wrapping token and the token wrapped in it.
-    /// Other effects of the request (a secret written, a token revoked) stay done.
+    /// Takes back what a response handed out, when the response could not be audited: a
+    /// dynamic secret's lease, a login's or token creation's token, a wrapping token and the
+    /// token wrapped in it. Other effects of the request (a secret written, a token revoked)
+    /// stay done.
     async fn revoke_issued(&self, response: &Response) {
         let Some(unsealed) = self.current() else {
             return;
         };
+        if let Some(secret) = response.secret.as_ref().filter(|s| !s.lease_id.is_empty())
+            && let Err(err) = self
+                .revoke_lease(&secret.lease_id, expiration::Mode::Worker)
+                .await
+        {
+            tracing::error!(error = %err, "Failed to revoke a lease whose issue could not be audited.");
+        }
         let mut hashes = Vec::new();
         if let Some(auth) = response
             .auth
@@ -582,10 +632,49 @@ impl Core {
         req: Request,
     ) -> Result<Option<Response>> {
         let route = route.ok_or(Error::UnsupportedPath)?;
+        // A full lease-count quota refuses the request before the engine creates anything.
+        let quotas = &self.unsealed()?.expiration.quotas;
+        let admission = if !quotas.is_empty() && may_create_lease(&route, &req) {
+            quotas.admit(&req.path)?
+        } else {
+            None
+        };
+        ADMISSION
+            .scope(admission, self.dispatch_admitted(route, req))
+            .await
+    }
+
+    async fn dispatch_admitted(
+        &self,
+        route: Arc<mounts::RouteEntry>,
+        req: Request,
+    ) -> Result<Option<Response>> {
         let operation = req.operation;
         let wrap_ttl = req.wrap_ttl;
         let path = req.path.clone();
-        let response = route.backend.handle(req).await?;
+        let token_hash = req.client_token_hash.clone();
+        let mut response = route.backend.handle(req).await?;
+        if let Some(response) = response.as_mut()
+            && let Some(secret) = response.secret.as_mut()
+            && !secret.secret_type.is_empty()
+            && secret.lease_id.is_empty()
+        {
+            match self
+                .register_secret(&route, &path, token_hash.as_deref(), secret)
+                .await
+            {
+                Ok(warnings) => {
+                    response.warnings.extend(warnings);
+                    // The engine's data for revocation stays in the lease, never in answers.
+                    secret.internal_data.clear();
+                }
+                Err(err) => {
+                    // No credential may outlive a lease that does not exist.
+                    self.revoke_unregistered(&route, &path, secret).await;
+                    return Err(err);
+                }
+            }
+        }
         let mut response = match (operation, response) {
             (Operation::Read, None) => return Err(Error::NotFound),
             (Operation::List, None) => return Err(Error::NotFound),
@@ -620,6 +709,32 @@ struct Caller {
     /// entry on every request showed in profiles.
     token: Option<Arc<TokenEntry>>,
     allowed: Option<bool>,
+}
+
+/// Whether a request may create a lease, so a full lease-count quota must refuse it first:
+/// reads and writes of secrets engines, token creation and logins. Never `sys/`, so
+/// revocation and renewal always get through.
+fn may_create_lease(route: &mounts::RouteEntry, req: &Request) -> bool {
+    if !matches!(
+        req.operation,
+        Operation::Read | Operation::Create | Operation::Update
+    ) {
+        return false;
+    }
+    match route.entry.class {
+        MountClass::Secret => route.entry.kind != "system",
+        MountClass::Auth if route.entry.kind == "token" => {
+            req.relative_path().starts_with("create")
+        }
+        MountClass::Auth => {
+            let relative = req.relative_path();
+            route
+                .backend
+                .unauthenticated_paths()
+                .iter()
+                .any(|pattern| path_matches(pattern, relative))
+        }
+    }
 }
 
 fn is_empty_list(response: &Response) -> bool {

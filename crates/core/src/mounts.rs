@@ -2,7 +2,7 @@
 //! changes (enable, disable, tune, move).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     sync::{Arc, RwLock},
 };
 
@@ -47,6 +47,15 @@ pub struct MountConfig {
     pub allowed_response_headers: Vec<String>,
     #[serde(default)]
     pub token_type: String,
+    /// Revocation attempts before a lease of this mount is irrevocable (0 = 6).
+    #[serde(default)]
+    pub lease_revoke_max_attempts: u32,
+    /// Seconds before the second revocation attempt, doubling after (0 = 10).
+    #[serde(default)]
+    pub lease_revoke_initial_backoff: u64,
+    /// Revocations of this mount's leases running at once (0 = 32).
+    #[serde(default)]
+    pub lease_revoke_concurrency: u32,
 }
 
 /// A persisted mount. `path` is the full routing prefix (`cubbyhole/`, `auth/token/`).
@@ -214,9 +223,11 @@ fn default_mounts() -> Vec<MountEntry> {
     ]
 }
 
-/// Writes the initial mount table (called once, at init).
-pub(crate) async fn persist_default_mounts(barrier: &Arc<Barrier>) -> Result<()> {
-    save_table(barrier, default_mounts()).await
+/// Writes the initial mount table (called once, at init) and returns it.
+pub(crate) async fn persist_default_mounts(barrier: &Arc<Barrier>) -> Result<Vec<MountEntry>> {
+    let mounts = default_mounts();
+    save_table(barrier, mounts.clone()).await?;
+    Ok(mounts)
 }
 
 async fn save_table(barrier: &Arc<Barrier>, entries: Vec<MountEntry>) -> Result<()> {
@@ -286,6 +297,8 @@ pub struct Mounts {
     current: RwLock<Arc<Router>>,
     changes: tokio::sync::Mutex<()>,
     builder: MountBuilder,
+    /// Mounts being disabled or moved: requests are refused while their leases are revoked.
+    tainted: RwLock<HashSet<String>>,
 }
 
 impl Mounts {
@@ -294,7 +307,30 @@ impl Mounts {
             current: RwLock::new(Arc::new(router)),
             changes: tokio::sync::Mutex::new(()),
             builder,
+            tainted: RwLock::new(HashSet::new()),
         }
+    }
+
+    /// Refuses requests to a mount (while it is being disabled or moved).
+    pub fn taint(&self, path: &str) {
+        self.tainted
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(path.to_owned());
+    }
+
+    pub fn untaint(&self, path: &str) {
+        self.tainted
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(path);
+    }
+
+    pub fn is_tainted(&self, path: &str) -> bool {
+        self.tainted
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(path)
     }
 
     pub fn router(&self) -> Arc<Router> {

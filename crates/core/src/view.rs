@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mayfly_barrier::Barrier;
+use mayfly_barrier::{Barrier, BarrierOp};
 use mayfly_sdk::{Error, Result, Storage};
+use serde::Serialize;
 
 /// A view of the barrier under one prefix (e.g. `logical/<mount uuid>/`). Keys given to it
 /// are relative; it cannot reach anything outside its prefix.
@@ -54,12 +55,70 @@ impl BarrierView {
         self.barrier.transaction(full).await.map_err(barrier_error)
     }
 
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
     fn full_key(&self, key: &str) -> Result<String> {
         // A relative key that climbs out of the view would break isolation between mounts.
         if key.split('/').any(|segment| segment == "..") {
             return Err(Error::invalid("path cannot contain parent references"));
         }
         Ok(format!("{}{key}", self.prefix))
+    }
+}
+
+/// Writes staged across several views and committed atomically in one barrier transaction, so
+/// that an object and its indexes (a token, its lease, the lease's time index, a counter) are
+/// never seen half-written, even after a crash.
+#[derive(Default)]
+pub struct Txn {
+    ops: Vec<BarrierOp>,
+}
+
+impl Txn {
+    pub fn new() -> Self {
+        Txn::default()
+    }
+
+    pub fn put(&mut self, view: &BarrierView, key: &str, value: Vec<u8>) -> Result<()> {
+        self.ops.push(BarrierOp::Put {
+            key: view.full_key(key)?,
+            value,
+        });
+        Ok(())
+    }
+
+    pub fn put_json<T: Serialize + ?Sized>(
+        &mut self,
+        view: &BarrierView,
+        key: &str,
+        value: &T,
+    ) -> Result<()> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|err| Error::internal(format!("cannot encode entry {key:?}: {err}")))?;
+        self.put(view, key, bytes)
+    }
+
+    pub fn delete(&mut self, view: &BarrierView, key: &str) -> Result<()> {
+        self.ops.push(BarrierOp::Delete(view.full_key(key)?));
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Applies every staged write or none.
+    pub async fn commit(self, barrier: &Barrier) -> Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        barrier.transaction(self.ops).await.map_err(barrier_error)
     }
 }
 

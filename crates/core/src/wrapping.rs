@@ -145,11 +145,9 @@ impl Core {
         if ttl.is_zero() {
             return Err(Error::invalid("wrapping TTL must be greater than zero"));
         }
-        let unsealed = self.unsealed()?;
         let creation_time = now_rfc3339();
-        let (token, entry) = unsealed
-            .tokens
-            .create(NewToken {
+        let (token, entry) = self
+            .issue_token(NewToken {
                 policies: vec![WRAPPING_POLICY.to_owned()],
                 path: creation_path.to_owned(),
                 display_name: WRAPPING_POLICY.to_owned(),

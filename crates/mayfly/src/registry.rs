@@ -25,6 +25,11 @@ pub(crate) fn builtin_backends() -> Registry {
         "userpass",
         Arc::new(|ctx: BackendContext| mayfly_userpass::new_backend(&ctx.options)),
     );
+    #[cfg(feature = "test-engines")]
+    registry.register(
+        mayfly_leasetest::TYPE_NAME,
+        Arc::new(|_: BackendContext| mayfly_leasetest::new_backend()),
+    );
     registry
 }
 

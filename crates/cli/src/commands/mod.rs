@@ -6,6 +6,7 @@ pub mod auth;
 pub mod generate_root;
 pub mod kv;
 pub mod kv_verbs;
+pub mod lease;
 pub mod login;
 pub mod mounts;
 pub mod operator;

@@ -131,7 +131,7 @@ async fn cancel(core: Arc<Core>, _: Request, _: FieldData) -> Result<Option<Resp
 }
 
 async fn update(core: Arc<Core>, _: Request, fields: FieldData) -> Result<Option<Response>> {
-    let unsealed = core.unsealed()?;
+    core.unsealed()?;
     let key = fields
         .string("key")
         .filter(|key| !key.is_empty())
@@ -165,7 +165,7 @@ async fn update(core: Arc<Core>, _: Request, fields: FieldData) -> Result<Option
             "the unseal keys given do not combine to the root key; progress was reset",
         ));
     }
-    let (token, _) = unsealed.tokens.create_root(None).await?;
+    let (token, _) = core.issue_token(crate::token::NewToken::root(None)).await?;
     let encoded = encode_with_otp(&token, &state.otp);
     let nonce = state.nonce.clone();
     *attempt = None;

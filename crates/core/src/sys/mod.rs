@@ -4,8 +4,10 @@
 mod audit;
 pub mod generate_root;
 mod keys;
+pub(crate) mod leases;
 mod mounts;
 mod policies;
+mod quotas;
 mod seal;
 mod wrapping;
 
@@ -183,6 +185,8 @@ pub(crate) fn backend() -> FrameworkBackend<Core> {
     paths.extend(mounts::paths());
     paths.extend(policies::paths());
     paths.extend(wrapping::paths());
+    paths.extend(leases::paths());
+    paths.extend(quotas::paths());
     FrameworkBackend::new(
         "The system backend controls the server: sealing, health and keys.",
         paths,

@@ -93,6 +93,21 @@ pub(super) fn paths() -> Vec<Path<Core>> {
                 "Disable caching.",
             ))
             .field(Field::new("plugin_version", FieldKind::String, "Ignored."))
+            .field(Field::new(
+                "lease_revoke_max_attempts",
+                FieldKind::Int,
+                "Revocation attempts before a lease is irrevocable (0: 6).",
+            ))
+            .field(Field::new(
+                "lease_revoke_initial_backoff",
+                FieldKind::Duration,
+                "Delay before the second revocation attempt, doubling after (0: 10s).",
+            ))
+            .field(Field::new(
+                "lease_revoke_concurrency",
+                FieldKind::Int,
+                "Revocations of this mount's leases running at once (0: 32).",
+            ))
     };
     vec![
         Path::new("mounts/?")
@@ -227,6 +242,9 @@ fn mount_info(entry: &MountEntry) -> Value {
     if !entry.config.token_type.is_empty() {
         config["token_type"] = json!(entry.config.token_type);
     }
+    for (key, value) in lease_settings(entry) {
+        config[key] = value;
+    }
     json!({
         "type": entry.kind,
         "description": entry.description,
@@ -241,6 +259,30 @@ fn mount_info(entry: &MountEntry) -> Value {
         "running_plugin_version": format!("v{}+builtin.mayfly", env!("CARGO_PKG_VERSION")),
         "running_sha256": "",
     })
+}
+
+/// The revocation settings a mount has (only those set, as Vault omits unset options).
+fn lease_settings(entry: &MountEntry) -> Vec<(&'static str, Value)> {
+    let mut settings = Vec::new();
+    if entry.config.lease_revoke_max_attempts != 0 {
+        settings.push((
+            "lease_revoke_max_attempts",
+            json!(entry.config.lease_revoke_max_attempts),
+        ));
+    }
+    if entry.config.lease_revoke_initial_backoff != 0 {
+        settings.push((
+            "lease_revoke_initial_backoff",
+            json!(entry.config.lease_revoke_initial_backoff),
+        ));
+    }
+    if entry.config.lease_revoke_concurrency != 0 {
+        settings.push((
+            "lease_revoke_concurrency",
+            json!(entry.config.lease_revoke_concurrency),
+        ));
+    }
+    settings
 }
 
 fn table(core: &Core, class: MountClass) -> Result<Map<String, Value>> {
@@ -373,10 +415,34 @@ fn apply_config(
             "allowed_response_headers" => {
                 entry.config.allowed_response_headers = string_list(value)
             }
+            "lease_revoke_max_attempts" => {
+                entry.config.lease_revoke_max_attempts = small_count(value, key)?
+            }
+            "lease_revoke_concurrency" => {
+                entry.config.lease_revoke_concurrency = small_count(value, key)?
+            }
+            "lease_revoke_initial_backoff" => {
+                entry.config.lease_revoke_initial_backoff = parse_duration_value(value)
+                    .map(|duration| duration.as_secs())
+                    .map_err(|err| Error::invalid(format!("invalid {key}: {err}")))?
+            }
             _ => {}
         }
     }
     validate_ttls(entry, system)
+}
+
+/// A non-negative count for a lease setting (0 = the default), at most 10,000.
+fn small_count(value: &Value, name: &str) -> Result<u32> {
+    let number = match value {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    };
+    number
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n <= 10_000)
+        .ok_or_else(|| Error::invalid(format!("{name} must be an integer between 0 and 10000")))
 }
 
 fn validate_ttls(entry: &MountEntry, system: &MountTtls) -> Result<()> {
@@ -415,11 +481,19 @@ fn string_list(value: &Value) -> Vec<String> {
 
 async fn disable(core: Arc<Core>, req: Request, fields: FieldData) -> Result<Option<Response>> {
     let path = router_path(&req, &fields)?;
-    let removed = core.unsealed()?.mounts.disable(&path).await?;
-    if let Some(entry) = removed {
-        if entry.class == MountClass::Auth {
-            core.revoke_tokens_of_mount(&entry.path).await?;
+    let unsealed = core.unsealed()?;
+    match unsealed.mounts.router().get(&path) {
+        None => return Ok(None),
+        Some(route) if route.entry.is_builtin() => {
+            return Err(Error::invalid(format!("cannot unmount {path:?}")));
         }
+        Some(_) => {}
+    }
+    core.revoke_mount_leases(&path).await?;
+    let removed = unsealed.mounts.disable(&path).await;
+    unsealed.mounts.untaint(&path);
+    if removed?.is_some() {
+        core.forget_mount_leases(&path).await;
         tracing::info!(path = %path, "Mount disabled.");
     }
     Ok(None)
@@ -447,6 +521,9 @@ async fn read_tune(core: Arc<Core>, req: Request, fields: FieldData) -> Result<O
             "passthrough_request_headers",
             "allowed_response_headers",
             "token_type",
+            "lease_revoke_max_attempts",
+            "lease_revoke_initial_backoff",
+            "lease_revoke_concurrency",
         ] {
             if let Some(value) = config.get(key) {
                 data[key] = value.clone();
@@ -473,6 +550,9 @@ async fn write_tune(core: Arc<Core>, req: Request, fields: FieldData) -> Result<
         "audit_non_hmac_response_keys",
         "passthrough_request_headers",
         "allowed_response_headers",
+        "lease_revoke_max_attempts",
+        "lease_revoke_initial_backoff",
+        "lease_revoke_concurrency",
     ] {
         if let Some(value) = fields.raw(key).filter(|_| fields.is_set(key)) {
             config.insert(key.to_owned(), value.clone());
@@ -524,7 +604,15 @@ async fn remount(core: Arc<Core>, _: Request, fields: FieldData) -> Result<Optio
     };
     let from = normalize("from")?;
     let to = normalize("to")?;
-    core.unsealed()?.mounts.remount(&from, &to).await?;
+    let unsealed = core.unsealed()?;
+    if unsealed.mounts.router().get(&from).is_none() {
+        return Err(Error::invalid(format!("no mount at {from:?}")));
+    }
+    // As Vault does, a moved mount's leases are revoked first: their IDs name the old path.
+    core.revoke_mount_leases(&from).await?;
+    let moved = unsealed.mounts.remount(&from, &to).await;
+    unsealed.mounts.untaint(&from);
+    moved?;
     let migration_id = crate::random::uuid();
     core.record_migration(&migration_id, &from, &to);
     Ok(Some(Response::from_value(

@@ -349,9 +349,9 @@ async fn create(core: Arc<Core>, req: Request, fields: FieldData) -> Result<Opti
                     backend_max_ttl,
                     period,
                     explicit_max_ttl,
-                    ..mayfly_sdk::ttl::TtlRequest::issued_at(std::time::SystemTime::now())
+                    ..mayfly_sdk::ttl::TtlRequest::issued_at(core.clock().now())
                 },
-                std::time::SystemTime::now(),
+                core.clock().now(),
             )?;
             warnings.extend(decision.warnings);
             decision.ttl
@@ -417,7 +417,11 @@ async fn lookup(core: Arc<Core>, req: Request, fields: FieldData) -> Result<Opti
         .lookup(&token)
         .await?
         .ok_or_else(bad_token)?;
-    Ok(Some(Response::with_data(lookup_data(&token, &entry))))
+    Ok(Some(Response::with_data(lookup_data(
+        &token,
+        &entry,
+        core.clock().unix_ms(),
+    ))))
 }
 
 fn bad_token() -> Error {
@@ -430,7 +434,11 @@ fn bad_token() -> Error {
 async fn lookup_self(core: Arc<Core>, req: Request, _: FieldData) -> Result<Option<Response>> {
     let token = req.client_token.as_ref().ok_or(Error::PermissionDenied)?;
     let entry = core.caller(&req).await?;
-    Ok(Some(Response::with_data(lookup_data(&token.0, &entry))))
+    Ok(Some(Response::with_data(lookup_data(
+        &token.0,
+        &entry,
+        core.clock().unix_ms(),
+    ))))
 }
 
 async fn lookup_accessor(
@@ -445,7 +453,11 @@ async fn lookup_accessor(
         .lookup_accessor(&accessor)
         .await?
         .ok_or_else(bad_token)?;
-    Ok(Some(Response::with_data(lookup_data("", &entry))))
+    Ok(Some(Response::with_data(lookup_data(
+        "",
+        &entry,
+        core.clock().unix_ms(),
+    ))))
 }
 
 async fn renew_response(
@@ -535,10 +547,8 @@ async fn revoke_orphan(
         ));
     }
     let token = required(&fields, "token")?;
-    let unsealed = core.unsealed()?;
-    let hash = unsealed.tokens.hash(&token);
-    let revoked = unsealed.tokens.revoke_orphan(&hash).await?;
-    core.after_token_revocation(&revoked).await;
+    let hash = core.unsealed()?.tokens.hash(&token);
+    core.revoke_token_orphan(&hash).await?;
     Ok(None)
 }
 

@@ -1,7 +1,9 @@
 //! The token store: issues, looks up, uses up, renews and revokes client tokens.
 //!
 //! Tokens are stored under a salted HMAC of their ID (`h<hex>`), never under the ID itself,
-//! with secondary indexes by accessor, by parent (for tree revocation) and by expiry time.
+//! with secondary indexes by accessor and by parent (for tree revocation). A token's expiry is
+//! its lease's business: the core writes a token and its lease in one transaction, and the
+//! expiration manager revokes the token when the lease runs out.
 
 mod backend;
 mod roles;
@@ -9,18 +11,19 @@ mod roles;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use aws_lc_rs::hmac;
-use mayfly_barrier::BarrierOp;
 use mayfly_sdk::{Error, Result, Storage, StorageExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
+    clock::Clock,
+    keyed_lock::{KeyGuard, KeyedLocks},
     random::{random_base62, random_bytes},
-    view::BarrierView,
+    view::{BarrierView, Txn},
 };
 
 pub(crate) use backend::backend;
@@ -76,10 +79,12 @@ impl TokenEntry {
         self.expire_time.is_some_and(|expire| expire <= now)
     }
 
-    /// Seconds left to live; 0 for tokens that never expire.
-    pub fn ttl_remaining(&self, now: i64) -> u64 {
+    /// Whole seconds left to live at `now_ms`; 0 for tokens that never expire. Counted in
+    /// milliseconds because expiry is rounded to the nearest second: from whole seconds a
+    /// fresh token could show one second more than it was given.
+    pub fn ttl_remaining(&self, now_ms: i64) -> u64 {
         self.expire_time
-            .map(|expire| (expire - now).max(0) as u64)
+            .map(|expire| (expire * 1000 - now_ms).max(0) as u64 / 1000)
             .unwrap_or(0)
     }
 }
@@ -108,15 +113,40 @@ pub struct NewToken {
     pub no_default_policy: bool,
 }
 
+impl NewToken {
+    /// A root token (init, dev mode, generate-root): never expires.
+    pub fn root(id: Option<String>) -> Self {
+        NewToken {
+            id,
+            policies: vec!["root".to_owned()],
+            path: "auth/token/root".to_owned(),
+            display_name: "root".to_owned(),
+            renewable: false,
+            ..NewToken::default()
+        }
+    }
+}
+
 pub struct TokenStore {
     view: BarrierView,
     salt: hmac::Key,
-    /// Serialises read-modify-write of use counts and renewals.
-    updates: tokio::sync::Mutex<()>,
+    clock: Clock,
+    /// Serialise read-modify-write of one token (use counts, renewal, deletion), so a write
+    /// never resurrects a token another task just deleted.
+    locks: Arc<KeyedLocks>,
     /// Decoded entries by hash. Every request looks its token up, and every change to an
     /// entry goes through this store, so the cache is kept exact rather than expiring. Entries
     /// are shared so a lookup does not copy them (a token may hold many policies).
-    cache: std::sync::Mutex<HashMap<String, Arc<TokenEntry>>>,
+    cache: std::sync::Mutex<Cache>,
+}
+
+/// Decoded entries plus a counter bumped by every eviction: a lookup that read storage
+/// before an eviction must not cache what it read, or a revoked token could live on in the
+/// cache.
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<String, Arc<TokenEntry>>,
+    evictions: u64,
 }
 
 /// Beyond this many cached entries the cache starts over; lookups then refill it.
@@ -124,20 +154,9 @@ const CACHE_LIMIT: usize = 100_000;
 
 const SALT_KEY: &str = "salt";
 
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn expiry_key(expire_time: i64, hash: &str) -> String {
-    format!("expire/{expire_time:020}-{hash}")
-}
-
 impl TokenStore {
     /// Opens the store, creating its HMAC salt on first use.
-    pub async fn open(view: BarrierView) -> Result<Self> {
+    pub async fn open(view: BarrierView, clock: Clock) -> Result<Self> {
         let salt = match view.get(SALT_KEY).await? {
             Some(salt) => salt,
             None => {
@@ -149,27 +168,42 @@ impl TokenStore {
         Ok(TokenStore {
             view,
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
-            updates: tokio::sync::Mutex::new(()),
-            cache: std::sync::Mutex::new(HashMap::new()),
+            clock,
+            locks: KeyedLocks::new(),
+            cache: std::sync::Mutex::new(Cache::default()),
         })
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TokenEntry>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn remember(&self, entry: Arc<TokenEntry>) {
-        let mut cache = self.cache();
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(entry.id_hash.clone(), entry);
+    /// Serialises changes to one token's entry.
+    pub(crate) async fn lock(&self, hash: &str) -> KeyGuard {
+        self.locks.lock(hash).await
     }
 
-    fn forget(&self, hash: &str) {
-        self.cache().remove(hash);
+    /// Caches an entry after the transaction that wrote it committed.
+    pub(crate) fn remember(&self, entry: &TokenEntry) {
+        let mut cache = self.cache();
+        Self::insert(&mut cache, Arc::new(entry.clone()));
+    }
+
+    fn insert(cache: &mut Cache, entry: Arc<TokenEntry>) {
+        if cache.entries.len() >= CACHE_LIMIT {
+            cache.entries.clear();
+        }
+        cache.entries.insert(entry.id_hash.clone(), entry);
+    }
+
+    /// Drops a cached entry. Callers that delete or change a token forget it before and after
+    /// the write commits.
+    pub(crate) fn forget(&self, hash: &str) {
+        let mut cache = self.cache();
+        cache.evictions += 1;
+        cache.entries.remove(hash);
     }
 
     /// Writes an entry and keeps the cache in step.
@@ -179,8 +213,22 @@ impl TokenStore {
         self.view
             .put_json(&Self::id_key(&entry.id_hash), entry)
             .await?;
-        self.remember(Arc::new(entry.clone()));
+        self.remember(entry);
         Ok(())
+    }
+
+    /// Reads an entry from storage and caches it unless something was evicted meanwhile.
+    async fn load(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let evictions = self.cache().evictions;
+        let stored: Option<TokenEntry> = self.view.get_json(&Self::id_key(hash)).await?;
+        let stored = stored.map(Arc::new);
+        if let Some(entry) = &stored {
+            let mut cache = self.cache();
+            if cache.evictions == evictions {
+                Self::insert(&mut cache, Arc::clone(entry));
+            }
+        }
+        Ok(stored)
     }
 
     /// The storage identifier of a token: safe to store and to log.
@@ -200,8 +248,9 @@ impl TokenStore {
         format!("parent/{parent}/{child}")
     }
 
-    /// Creates and persists a token; returns the token ID (shown once) and its entry.
-    pub async fn create(&self, new: NewToken) -> Result<(String, TokenEntry)> {
+    /// Builds a new token's entry without writing anything; returns the token ID (shown
+    /// once) and the entry. [`TokenStore::stage_create`] then writes it.
+    pub async fn prepare(&self, new: NewToken) -> Result<(String, TokenEntry)> {
         let token = match new.id {
             Some(id) if !id.is_empty() => id,
             _ => format!(
@@ -213,13 +262,14 @@ impl TokenStore {
         if self.view.get(&Self::id_key(&hash)).await?.is_some() {
             return Err(Error::invalid("cannot create a token with a duplicate ID"));
         }
-        let now = unix_now();
+        let now_ms = self.clock.unix_ms();
+        let now = now_ms.div_euclid(1000);
         let mut policies = new.policies;
         policies.sort();
         policies.dedup();
         let entry = TokenEntry {
             version: 1,
-            id_hash: hash.clone(),
+            id_hash: hash,
             accessor: random_base62(24),
             parent_hash: new.parent_hash,
             policies,
@@ -229,7 +279,7 @@ impl TokenStore {
             num_uses: new.num_uses,
             creation_time: now,
             creation_ttl: new.ttl.as_secs(),
-            expire_time: (!new.ttl.is_zero()).then(|| now + new.ttl.as_secs() as i64),
+            expire_time: (!new.ttl.is_zero()).then(|| crate::clock::expiry_secs(now_ms, new.ttl)),
             last_renewal: None,
             explicit_max_ttl: new.explicit_max_ttl.as_secs(),
             period: new.period.as_secs(),
@@ -241,50 +291,95 @@ impl TokenStore {
             internal_data: new.internal_data,
             no_default_policy: new.no_default_policy,
         };
-        // The entry and its indexes go in one transaction, so one commit (one fsync) makes the
-        // token durable, and there is never a live token without its indexes.
-        let mut ops = Vec::with_capacity(4);
-        if let Some(parent) = &entry.parent_hash {
-            ops.push(BarrierOp::Put {
-                key: Self::parent_key(parent, &hash),
-                value: Vec::new(),
-            });
-        }
-        if let Some(expire) = entry.expire_time {
-            ops.push(BarrierOp::Put {
-                key: expiry_key(expire, &hash),
-                value: Vec::new(),
-            });
-        }
-        let accessor_key = Self::accessor_key(&entry.accessor);
-        ops.push(BarrierOp::Put {
-            value: encode(&accessor_key, &hash)?,
-            key: accessor_key,
-        });
-        let id_key = Self::id_key(&hash);
-        ops.push(BarrierOp::Put {
-            value: encode(&id_key, &entry)?,
-            key: id_key,
-        });
-        let entry = Arc::new(entry);
-        // Forget first: if the write fails, the next lookup reads what storage really holds.
-        self.forget(&hash);
-        self.view.transaction(ops).await?;
-        self.remember(Arc::clone(&entry));
-        Ok((token, Arc::unwrap_or_clone(entry)))
+        Ok((token, entry))
     }
 
-    /// Creates a root token (init, dev mode, generate-root).
-    pub async fn create_root(&self, id: Option<String>) -> Result<(String, TokenEntry)> {
-        self.create(NewToken {
-            id,
-            policies: vec!["root".to_owned()],
-            path: "auth/token/root".to_owned(),
-            display_name: "root".to_owned(),
-            renewable: false,
-            ..NewToken::default()
-        })
-        .await
+    /// Stages the writes that create `entry`: the entry and its accessor and parent indexes.
+    pub(crate) fn stage_create(&self, entry: &TokenEntry, txn: &mut Txn) -> Result<()> {
+        if let Some(parent) = &entry.parent_hash {
+            txn.put(
+                &self.view,
+                &Self::parent_key(parent, &entry.id_hash),
+                Vec::new(),
+            )?;
+        }
+        txn.put_json(
+            &self.view,
+            &Self::accessor_key(&entry.accessor),
+            &entry.id_hash,
+        )?;
+        txn.put_json(&self.view, &Self::id_key(&entry.id_hash), entry)
+    }
+
+    /// Stages an update of an existing entry (renewal).
+    pub(crate) fn stage_update(&self, entry: &TokenEntry, txn: &mut Txn) -> Result<()> {
+        txn.put_json(&self.view, &Self::id_key(&entry.id_hash), entry)
+    }
+
+    /// Stages the deletion of a token and its indexes. `parent` names the parent link to
+    /// remove even when the entry itself is already gone, so a half-deleted tree still
+    /// shrinks.
+    pub(crate) fn stage_delete(
+        &self,
+        hash: &str,
+        entry: Option<&TokenEntry>,
+        parent: Option<&str>,
+        txn: &mut Txn,
+    ) -> Result<()> {
+        txn.delete(&self.view, &Self::id_key(hash))?;
+        if let Some(entry) = entry {
+            txn.delete(&self.view, &Self::accessor_key(&entry.accessor))?;
+            if let Some(parent) = &entry.parent_hash {
+                txn.delete(&self.view, &Self::parent_key(parent, hash))?;
+            }
+        }
+        if let Some(parent) = parent {
+            txn.delete(&self.view, &Self::parent_key(parent, hash))?;
+        }
+        Ok(())
+    }
+
+    /// A stored entry whether or not it has expired: what revocation works from.
+    pub(crate) async fn entry_any(&self, hash: &str) -> Result<Option<TokenEntry>> {
+        if let Some(entry) = self.cache().entries.get(hash).cloned() {
+            return Ok(Some(Arc::unwrap_or_clone(entry)));
+        }
+        Ok(self.load(hash).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// Up to `limit` children of a token after `after`, in key order.
+    pub(crate) async fn children_page(
+        &self,
+        hash: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.view
+            .list_page(&format!("parent/{hash}/"), after, limit)
+            .await
+    }
+
+    /// Turns a token's children into orphans (before the token itself is revoked alone).
+    pub(crate) async fn orphan_children(&self, hash: &str) -> Result<()> {
+        loop {
+            let children = self.children_page(hash, "", 256).await?;
+            if children.is_empty() {
+                return Ok(());
+            }
+            for child in children {
+                let _guard = self.lock(&child).await;
+                let mut txn = Txn::new();
+                let stored: Option<TokenEntry> = self.view.get_json(&Self::id_key(&child)).await?;
+                if let Some(mut entry) = stored {
+                    entry.parent_hash = None;
+                    self.stage_update(&entry, &mut txn)?;
+                }
+                txn.delete(&self.view, &Self::parent_key(hash, &child))?;
+                self.forget(&child);
+                txn.commit(self.view.barrier()).await?;
+                self.forget(&child);
+            }
+        }
     }
 
     /// A live token's entry; expired tokens are not live. A token whose last use is being
@@ -307,19 +402,12 @@ impl TokenStore {
     }
 
     pub async fn lookup_hash_shared(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
-        let cached = self.cache().get(hash).cloned();
+        let cached = self.cache().entries.get(hash).cloned();
         let entry = match cached {
             Some(entry) => Some(entry),
-            None => {
-                let stored: Option<TokenEntry> = self.view.get_json(&Self::id_key(hash)).await?;
-                stored.map(|entry| {
-                    let entry = Arc::new(entry);
-                    self.remember(Arc::clone(&entry));
-                    entry
-                })
-            }
+            None => self.load(hash).await?,
         };
-        Ok(entry.filter(|entry| !entry.is_expired(unix_now())))
+        Ok(entry.filter(|entry| !entry.is_expired(self.clock.unix_secs())))
     }
 
     pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<TokenEntry>> {
@@ -333,7 +421,7 @@ impl TokenStore {
     /// Counts one use of a use-limited token. Returns `false` when the token has no use
     /// left (the request must be refused) and `Some(true)`-like `last` when this was the last.
     pub async fn spend_use(&self, hash: &str) -> Result<UseOutcome> {
-        let _guard = self.updates.lock().await;
+        let _guard = self.lock(hash).await;
         let Some(mut entry) = self.lookup_hash(hash).await? else {
             return Ok(UseOutcome::Invalid);
         };
@@ -351,113 +439,6 @@ impl TokenStore {
             }
             _ => Ok(UseOutcome::Invalid),
         }
-    }
-
-    /// Persists a renewed entry, moving its expiry index.
-    pub async fn save_renewal(&self, old: &TokenEntry, renewed: &TokenEntry) -> Result<()> {
-        let _guard = self.updates.lock().await;
-        if let Some(expire) = renewed.expire_time {
-            self.view
-                .put(&expiry_key(expire, &renewed.id_hash), b"")
-                .await?;
-        }
-        self.put_entry(renewed).await?;
-        if let Some(expire) = old.expire_time
-            && Some(expire) != renewed.expire_time
-        {
-            self.view.delete(&expiry_key(expire, &old.id_hash)).await?;
-        }
-        Ok(())
-    }
-
-    /// Revokes a token and every descendant, depth first. Returns the hashes revoked, so the
-    /// caller can clean up what hangs off them (cubbyholes, leases). Unknown → nothing.
-    pub async fn revoke_tree(&self, hash: &str) -> Result<Vec<String>> {
-        let mut revoked = Vec::new();
-        // An explicit stack instead of recursion: trees can be deep.
-        let mut stack = vec![(hash.to_owned(), false)];
-        while let Some((current, children_done)) = stack.pop() {
-            if children_done {
-                self.delete_one(&current).await?;
-                revoked.push(current);
-                continue;
-            }
-            stack.push((current.clone(), true));
-            for child in self.view.list(&format!("parent/{current}/")).await? {
-                stack.push((child.trim_end_matches('/').to_owned(), false));
-            }
-        }
-        Ok(revoked)
-    }
-
-    /// Revokes one token; its children become orphans.
-    pub async fn revoke_orphan(&self, hash: &str) -> Result<Vec<String>> {
-        for child in self.view.list(&format!("parent/{hash}/")).await? {
-            let child_key = Self::id_key(&child);
-            if let Some(mut entry) = self.view.get_json::<TokenEntry>(&child_key).await? {
-                entry.parent_hash = None;
-                self.put_entry(&entry).await?;
-            }
-            self.view.delete(&Self::parent_key(hash, &child)).await?;
-        }
-        self.delete_one(hash).await?;
-        Ok(vec![hash.to_owned()])
-    }
-
-    async fn delete_one(&self, hash: &str) -> Result<()> {
-        let entry: Option<TokenEntry> = self.view.get_json(&Self::id_key(hash)).await?;
-        // The entry goes first, so a crash half-way leaves only dangling indexes, which
-        // `tidy` removes; never a live token without its indexes.
-        self.forget(hash);
-        self.view.delete(&Self::id_key(hash)).await?;
-        if let Some(entry) = entry {
-            self.view
-                .delete(&Self::accessor_key(&entry.accessor))
-                .await?;
-            if let Some(parent) = &entry.parent_hash {
-                self.view.delete(&Self::parent_key(parent, hash)).await?;
-            }
-            if let Some(expire) = entry.expire_time {
-                self.view.delete(&expiry_key(expire, hash)).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Hashes of tokens whose expiry time has passed, oldest first, at most `limit`.
-    pub async fn expired(&self, now: i64, limit: usize) -> Result<Vec<String>> {
-        let mut due = Vec::new();
-        for key in self.view.list_page("expire/", "", limit).await? {
-            let Some((time, hash)) = key.split_once('-') else {
-                continue;
-            };
-            match time.parse::<i64>() {
-                Ok(time) if time <= now => due.push(hash.to_owned()),
-                _ => break,
-            }
-        }
-        Ok(due)
-    }
-
-    /// Hashes of tokens created under a path prefix (`auth/approle/`), for revoking
-    /// everything an auth mount issued.
-    pub async fn hashes_with_path_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut found = Vec::new();
-        let mut after = String::new();
-        loop {
-            let page = self.view.list_page("id/", &after, 1000).await?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            for hash in page {
-                let entry: Option<TokenEntry> = self.view.get_json(&Self::id_key(&hash)).await?;
-                if entry.is_some_and(|entry| entry.path.starts_with(prefix)) {
-                    found.push(hash);
-                }
-            }
-            after = last;
-        }
-        Ok(found)
     }
 
     /// Every accessor, for `auth/token/accessors`.
@@ -513,12 +494,6 @@ impl TokenStore {
     }
 }
 
-/// A value as [`StorageExt::put_json`] would store it.
-fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value)
-        .map_err(|err| Error::internal(format!("cannot encode entry {key:?}: {err}")))
-}
-
 /// The outcome of counting a use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UseOutcome {
@@ -563,8 +538,7 @@ pub fn finalize_policies(mut policies: Vec<String>, no_default_policy: bool) -> 
 }
 
 /// Lookup output shared by `lookup`, `lookup-self` and `lookup-accessor`.
-pub fn lookup_data(token_id: &str, entry: &TokenEntry) -> Map<String, Value> {
-    let now = unix_now();
+pub fn lookup_data(token_id: &str, entry: &TokenEntry, now_ms: i64) -> Map<String, Value> {
     let rfc = |unix: i64| -> Value {
         time::OffsetDateTime::from_unix_timestamp(unix)
             .ok()
@@ -601,7 +575,7 @@ pub fn lookup_data(token_id: &str, entry: &TokenEntry) -> Map<String, Value> {
     data.insert("path", entry.path.clone().into());
     data.insert("policies", entry.policies.clone().into());
     data.insert("renewable", entry.renewable.into());
-    data.insert("ttl", entry.ttl_remaining(now).into());
+    data.insert("ttl", entry.ttl_remaining(now_ms).into());
     data.insert("type", "service".into());
     if let Some(last) = entry.last_renewal {
         data.insert("last_renewal", rfc(last));

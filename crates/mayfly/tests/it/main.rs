@@ -10,6 +10,7 @@ mod config;
 mod durability;
 mod http_api;
 mod kv;
+mod leases;
 mod recipe;
 mod seal;
 mod support;
