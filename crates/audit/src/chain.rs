@@ -26,6 +26,8 @@ pub const CHECKPOINT_EVERY: u64 = 1000;
 /// a key inside a string is escaped, so the last occurrence is the link.
 const LINK_MARKER: &[u8] = b",\"chain\":{";
 const SIGNATURE_DOMAIN: &[u8] = b"mayfly-audit-v1\0";
+/// Room for the link: marker, three keys, a `u64` and two hex digests.
+const LINK_LEN: usize = 200;
 
 /// A SHA-256 value.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -73,26 +75,32 @@ impl ChainState {
     /// prefix, body with the link appended, newline. Returns the line and the state after it;
     /// the caller adopts that state only once the line is written.
     pub fn seal(&self, prefix: &str, body: &[u8]) -> (Vec<u8>, ChainState) {
-        let hash = link_hash(&self.last_hash, body);
-        let open = body.len().saturating_sub(1);
-        let mut line = Vec::with_capacity(prefix.len() + body.len() + 180);
+        let mut line = Vec::with_capacity(prefix.len() + body.len() + LINK_LEN);
         line.extend_from_slice(prefix.as_bytes());
-        line.extend_from_slice(&body[..open]);
+        line.extend_from_slice(body);
+        let next = self.seal_in_place(&mut line, prefix.len());
+        (line, next)
+    }
+
+    /// [`ChainState::seal`] for a buffer that already holds the prefix and then the body from
+    /// `body_start` on: appends the link and the newline in place, sparing a copy.
+    pub fn seal_in_place(&self, line: &mut Vec<u8>, body_start: usize) -> ChainState {
+        let hash = link_hash(&self.last_hash, &line[body_start..]);
+        // The body's closing brace moves after the link.
+        line.pop();
+        line.reserve(LINK_LEN);
         line.extend_from_slice(LINK_MARKER);
-        line.extend_from_slice(
-            format!(
-                "\"seq\":{},\"prev\":\"{}\",\"hash\":\"{}\"}}}}\n",
-                self.next_seq,
-                self.last_hash.to_hex(),
-                hash.to_hex()
-            )
-            .as_bytes(),
-        );
-        let next = ChainState {
+        line.extend_from_slice(b"\"seq\":");
+        line.extend_from_slice(self.next_seq.to_string().as_bytes());
+        line.extend_from_slice(b",\"prev\":\"");
+        crate::push_hex(line, &self.last_hash.0);
+        line.extend_from_slice(b"\",\"hash\":\"");
+        crate::push_hex(line, &hash.0);
+        line.extend_from_slice(b"\"}}\n");
+        ChainState {
             next_seq: self.next_seq + 1,
             last_hash: hash,
-        };
-        (line, next)
+        }
     }
 
     /// A header line: starts a file or connection and names the key that signs it.

@@ -48,6 +48,17 @@ pub mod chain;
 pub mod salt;
 pub mod verify;
 
+/// Appends the lower-case hex of `bytes` to `out`. The `hex` crate's encoder goes through a
+/// `char` iterator and a `String`, which shows up when every audit line needs several.
+pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
+}
+
 pub use crate::chain::{
     CHECKPOINT_EVERY, CHECKPOINT_TYPE, ChainState, Digest, HEADER_TYPE, LineKind, SigningKey,
     signature_message,

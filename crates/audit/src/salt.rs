@@ -37,10 +37,11 @@ impl Salt {
     /// `hmac-sha256:<hex>` of `input`.
     pub fn hash(&self, input: &str) -> String {
         let tag = hmac::sign(&self.key, input.as_bytes());
-        let mut out = String::with_capacity(HASH_PREFIX.len() + 64);
-        out.push_str(HASH_PREFIX);
-        out.push_str(&hex::encode(tag.as_ref()));
-        out
+        let mut out = Vec::with_capacity(HASH_PREFIX.len() + 64);
+        out.extend_from_slice(HASH_PREFIX.as_bytes());
+        crate::push_hex(&mut out, tag.as_ref());
+        // Only ASCII was written.
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 

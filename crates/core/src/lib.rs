@@ -445,7 +445,15 @@ impl Core {
                     mount: caller.route.as_ref().map(|route| &route.entry),
                     allowed: caller.allowed,
                 };
-                Some(audit::log_request(devices, &ctx, checked.as_ref().err()).await?)
+                Some(
+                    audit::log_request(
+                        devices,
+                        &ctx,
+                        caller.route.as_ref(),
+                        checked.as_ref().err(),
+                    )
+                    .await?,
+                )
             }
             None => None,
         };

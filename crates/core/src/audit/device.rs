@@ -1,6 +1,11 @@
 //! One audit device: its settings, salt and signing key, and the chained writer around its
-//! sink. A device's lines are written one at a time under its own lock, because each line's
-//! link depends on the line before; devices never wait for each other.
+//! sink. A device's lines are chained in the order they are written, under the device's own
+//! lock; devices never wait for each other.
+//!
+//! Entries that arrive while the lock is held queue up, and whoever takes the lock next seals
+//! and writes the whole queue with one write, so concurrent requests share a system call
+//! instead of taking turns; an entry written by someone else is reported done without its
+//! caller taking the lock at all.
 
 use std::{
     io,
@@ -47,6 +52,12 @@ pub(crate) struct FormatConfig {
     pub prefix: String,
 }
 
+/// An entry waiting to be written, and where to report how that went.
+struct Pending {
+    line: Vec<u8>,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
 struct Writer {
     sink: Box<dyn Sink>,
     chain: ChainState,
@@ -62,17 +73,22 @@ pub(crate) struct Device {
     key: SigningKey,
     storage: BarrierView,
     writer: tokio::sync::Mutex<Writer>,
+    /// Entries waiting for the next write, in arrival order.
+    queue: std::sync::Mutex<Vec<Pending>>,
     /// The chain state last saved to the barrier, so idle devices are not saved again.
     persisted: std::sync::Mutex<Option<ChainState>>,
     failures: AtomicU64,
     /// Disabled: still finishes entries already started, and signs each one at once.
     retired: AtomicBool,
+    ticks: AtomicU64,
 }
 
 /// Barrier keys under a device's view.
 pub(crate) const SALT_KEY: &str = "salt";
 pub(crate) const SIGNING_KEY_KEY: &str = "signing-key";
 pub(crate) const CHAIN_KEY: &str = "chain";
+/// Ticks (seconds) between saves of the chain state.
+const PERSIST_EVERY: u64 = 10;
 
 impl Device {
     pub(crate) fn new(
@@ -91,6 +107,7 @@ impl Device {
             salt,
             key,
             storage,
+            queue: std::sync::Mutex::new(Vec::new()),
             writer: tokio::sync::Mutex::new(Writer {
                 sink,
                 chain,
@@ -100,6 +117,7 @@ impl Device {
             persisted: std::sync::Mutex::new(persisted),
             failures: AtomicU64::new(0),
             retired: AtomicBool::new(false),
+            ticks: AtomicU64::new(0),
         }
     }
 
@@ -142,33 +160,95 @@ impl Device {
         self.ensure_header(&mut writer).await
     }
 
-    /// Writes one entry (a JSON object as bytes). Fails only if the entry is not recorded.
-    pub(crate) async fn write(&self, body: &[u8]) -> io::Result<()> {
-        let mut writer = self.writer.lock().await;
-        // A connection may have been closed by the other end since the last write; one new
-        // attempt on a fresh connection tells that apart from a device that is down.
-        let mut result = self.write_line(&mut writer, body).await;
-        if result.is_err() {
-            writer.sink.close();
-            result = self.write_line(&mut writer, body).await;
+    /// Writes one entry: `line` holds the device's prefix and then the entry's JSON object,
+    /// and gets the chain link appended. Fails only if the entry is not recorded.
+    pub(crate) async fn write(&self, line: Vec<u8>) -> io::Result<()> {
+        let (done, mut result) = tokio::sync::oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Pending { line, done });
+        tokio::select! {
+            biased;
+            // Another writer took the entry along with its own.
+            outcome = &mut result => return report(outcome),
+            mut writer = self.writer.lock() => self.drain(&mut writer).await,
         }
-        if result.is_err() {
-            writer.sink.close();
-            return result;
-        }
-        writer.unsigned += 1;
-        if writer.unsigned >= CHECKPOINT_EVERY || self.retired.load(Ordering::Relaxed) {
-            self.checkpoint_locked(&mut writer).await;
-        }
-        Ok(())
+        report(result.await)
     }
 
-    async fn write_line(&self, writer: &mut Writer, body: &[u8]) -> io::Result<()> {
+    /// Seals and writes everything queued, as one write.
+    async fn drain(&self, writer: &mut Writer) {
+        let batch = std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if batch.is_empty() {
+            return;
+        }
+        let mut lines: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
+        let mut senders = Vec::with_capacity(batch.len());
+        for pending in batch {
+            lines.push(pending.line);
+            senders.push(pending.done);
+        }
+        // A connection may have been closed by the other end since the last write; one new
+        // attempt on a fresh connection tells that apart from a device that is down.
+        let mut outcome = self.write_lines(writer, &mut lines).await;
+        if outcome.is_err() {
+            writer.sink.close();
+            outcome = self.write_lines(writer, &mut lines).await;
+        }
+        let outcome = match outcome {
+            Ok(()) => {
+                writer.unsigned += lines.len() as u64;
+                if writer.unsigned >= CHECKPOINT_EVERY || self.retired.load(Ordering::Relaxed) {
+                    self.checkpoint_locked(writer).await;
+                }
+                Ok(())
+            }
+            Err(err) => {
+                writer.sink.close();
+                Err(err.to_string())
+            }
+        };
+        for sender in senders {
+            // The caller may have gone away (its request was cancelled); nothing to tell.
+            let _ = sender.send(outcome.clone());
+        }
+    }
+
+    /// Chains `lines` after the current state and writes them with one write. On failure the
+    /// lines are restored to bare entries and the state is unchanged, so they can be retried.
+    async fn write_lines(&self, writer: &mut Writer, lines: &mut [Vec<u8>]) -> io::Result<()> {
         self.ensure_header(writer).await?;
-        let (line, next) = writer.chain.seal(&self.format.prefix, body);
-        writer.sink.write(&line).await?;
-        writer.chain = next;
-        Ok(())
+        let body_start = self.format.prefix.len();
+        let mut state = writer.chain;
+        let mut lengths = Vec::with_capacity(lines.len());
+        for line in lines.iter_mut() {
+            lengths.push(line.len());
+            state = state.seal_in_place(line, body_start);
+        }
+        let result = if let [line] = lines {
+            writer.sink.write(line).await
+        } else {
+            writer.sink.write(&lines.concat()).await
+        };
+        match result {
+            Ok(()) => {
+                writer.chain = state;
+                Ok(())
+            }
+            Err(err) => {
+                for (line, length) in lines.iter_mut().zip(lengths) {
+                    line.truncate(length - 1);
+                    line.push(b'}');
+                }
+                Err(err)
+            }
+        }
     }
 
     async fn ensure_header(&self, writer: &mut Writer) -> io::Result<()> {
@@ -210,14 +290,20 @@ impl Device {
         }
     }
 
-    /// Signs pending entries, then saves the chain state if it moved. Run about once a second.
+    /// Signs pending entries (run about once a second), and every [`PERSIST_EVERY`] ticks
+    /// saves the chain state if it moved. Saving is a durable write, and the saved state is
+    /// only the fallback for a file that went missing while the server was down: a file
+    /// still there tells its own state.
     pub(crate) async fn tick(&self) {
         let chain = {
             let mut writer = self.writer.lock().await;
             self.checkpoint_locked(&mut writer).await;
             writer.chain
         };
-        self.persist(chain).await;
+        let ticks = self.ticks.fetch_add(1, Ordering::Relaxed);
+        if ticks.is_multiple_of(PERSIST_EVERY) {
+            self.persist(chain).await;
+        }
     }
 
     async fn persist(&self, chain: ChainState) {
@@ -256,7 +342,12 @@ impl Device {
 
     /// Signs and saves everything, for a seal or a shutdown.
     pub(crate) async fn flush(&self) {
-        self.tick().await;
+        let chain = {
+            let mut writer = self.writer.lock().await;
+            self.checkpoint_locked(&mut writer).await;
+            writer.chain
+        };
+        self.persist(chain).await;
     }
 
     /// Disabled: signs what was written; entries already under way are still written, each
@@ -265,6 +356,17 @@ impl Device {
         self.retired.store(true, Ordering::Relaxed);
         let mut writer = self.writer.lock().await;
         self.checkpoint_locked(&mut writer).await;
+    }
+}
+
+/// What a queued write came to, as an I/O result.
+fn report(
+    outcome: Result<Result<(), String>, tokio::sync::oneshot::error::RecvError>,
+) -> io::Result<()> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(io::Error::other(message)),
+        Err(_) => Err(io::Error::other("audit write abandoned")),
     }
 }
 

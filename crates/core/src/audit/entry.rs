@@ -13,7 +13,10 @@ use serde_json::{Map, Value};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::device::{Device, FormatConfig};
-use crate::{mounts::MountEntry, token::TokenEntry};
+use crate::{
+    mounts::{MountClass, MountEntry},
+    token::TokenEntry,
+};
 
 /// What the request entry is built from.
 pub(crate) struct RequestContext<'a> {
@@ -26,30 +29,26 @@ pub(crate) struct RequestContext<'a> {
     pub allowed: Option<bool>,
 }
 
-/// The mount fields repeated in the response object.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct MountInfo {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub mount_point: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub mount_type: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub mount_accessor: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub mount_class: String,
+/// The mount fields both the request and the response object carry.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MountInfo<'a> {
+    pub mount_point: &'a str,
+    pub mount_type: &'a str,
+    pub mount_accessor: &'a str,
+    pub mount_class: &'static str,
 }
 
-impl MountInfo {
-    pub(crate) fn of(mount: Option<&MountEntry>) -> MountInfo {
+impl<'a> MountInfo<'a> {
+    pub(crate) fn of(mount: Option<&'a MountEntry>) -> MountInfo<'a> {
         match mount {
             None => MountInfo::default(),
             Some(mount) => MountInfo {
-                mount_point: mount.path.clone(),
-                mount_type: mount.kind.clone(),
-                mount_accessor: mount.accessor.clone(),
+                mount_point: &mount.path,
+                mount_type: &mount.kind,
+                mount_accessor: &mount.accessor,
                 mount_class: match mount.class {
-                    crate::mounts::MountClass::Secret => "secret".to_owned(),
-                    crate::mounts::MountClass::Auth => "auth".to_owned(),
+                    MountClass::Secret => "secret",
+                    MountClass::Auth => "auth",
                 },
             },
         }
@@ -65,7 +64,7 @@ pub(crate) struct RequestParts {
 /// The response-side facts a device needs that the request parts do not carry.
 pub(crate) struct ResponseContext<'a> {
     pub operation: Operation,
-    pub mount: &'a MountInfo,
+    pub mount: MountInfo<'a>,
     pub non_hmac_keys: &'a [String],
 }
 
@@ -142,8 +141,14 @@ struct Namespace {
 struct RequestObject<'a> {
     id: &'a str,
     operation: &'static str,
-    #[serde(flatten)]
-    mount: &'a MountInfo,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_point: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_type: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_accessor: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_class: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_token: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,8 +181,14 @@ struct WrapObject<'a> {
 
 #[derive(Serialize)]
 struct ResponseObject<'a> {
-    #[serde(flatten)]
-    mount: &'a MountInfo,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_point: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_type: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_accessor: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    mount_class: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth: Option<AuthObject<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,8 +201,13 @@ struct ResponseObject<'a> {
     wrap_info: Option<WrapObject<'a>>,
 }
 
-fn caller_auth<'a>(device: &Device, ctx: &'a RequestContext<'a>) -> AuthObject<'a> {
-    let salt = device.hashing_salt();
+/// The calling token's `auth` object. `client_token` and `accessor` come hashed already,
+/// since the `request` object repeats them.
+fn caller_auth<'a>(
+    ctx: &'a RequestContext<'a>,
+    client_token: Option<Cow<'a, str>>,
+    accessor: Option<Cow<'a, str>>,
+) -> AuthObject<'a> {
     let Some(token) = ctx.token else {
         // Vault's shape for a request made without a valid token.
         return AuthObject {
@@ -209,12 +225,8 @@ fn caller_auth<'a>(device: &Device, ctx: &'a RequestContext<'a>) -> AuthObject<'
         };
     };
     AuthObject {
-        client_token: ctx
-            .req
-            .client_token
-            .as_ref()
-            .map(|t| hash_or_raw(salt, &t.0)),
-        accessor: Some(hash_accessor(&device.format, salt, &token.accessor)),
+        client_token,
+        accessor,
         display_name: &token.display_name,
         policies: &token.policies,
         token_policies: &token.policies,
@@ -233,7 +245,7 @@ fn caller_auth<'a>(device: &Device, ctx: &'a RequestContext<'a>) -> AuthObject<'
 pub(crate) fn request_parts(
     device: &Device,
     ctx: &RequestContext<'_>,
-    mount: &MountInfo,
+    mount: MountInfo<'_>,
 ) -> RequestParts {
     let salt = device.hashing_salt();
     let req = ctx.req;
@@ -241,15 +253,25 @@ pub(crate) fn request_parts(
         .mount
         .map(|m| m.config.audit_non_hmac_request_keys.as_slice())
         .unwrap_or(&[]);
+    let client_token = req.client_token.as_ref().map(|t| hash_or_raw(salt, &t.0));
+    let accessor = req
+        .client_token_accessor
+        .as_deref()
+        .map(|a| hash_accessor(&device.format, salt, a));
+    let auth = to_json(&caller_auth(
+        ctx,
+        client_token.as_deref().map(Cow::Borrowed),
+        accessor.as_deref().map(Cow::Borrowed),
+    ));
     let request = RequestObject {
         id: &req.id,
         operation: req.operation.as_str(),
-        mount,
-        client_token: req.client_token.as_ref().map(|t| hash_or_raw(salt, &t.0)),
-        client_token_accessor: req
-            .client_token_accessor
-            .as_deref()
-            .map(|a| hash_accessor(&device.format, salt, a)),
+        mount_point: mount.mount_point,
+        mount_type: mount.mount_type,
+        mount_accessor: mount.mount_accessor,
+        mount_class: mount.mount_class,
+        client_token: client_token.as_deref().map(Cow::Borrowed),
+        client_token_accessor: accessor.as_deref().map(Cow::Borrowed),
         namespace: Namespace { id: "root" },
         path: &req.path,
         data: (!req.data.is_empty()).then(|| Hashed::map(&req.data, salt, keep)),
@@ -257,7 +279,7 @@ pub(crate) fn request_parts(
         wrap_ttl: req.wrap_ttl.map(|ttl| ttl.as_secs()).unwrap_or(0),
     };
     RequestParts {
-        auth: to_json(&caller_auth(device, ctx)),
+        auth,
         request: to_json(&request),
     }
 }
@@ -275,11 +297,23 @@ fn push_member(out: &mut Vec<u8>, name: &str, json: &[u8]) {
     out.extend_from_slice(json);
 }
 
-fn entry_start(time: &str, kind: &str, parts: &RequestParts) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.auth.len() + parts.request.len() + 256);
-    out.extend_from_slice(b"{\"time\":");
-    out.extend_from_slice(&to_json(&time));
-    push_member(&mut out, "type", &to_json(&kind));
+/// Starts a line: the device's prefix, then the entry up to its `request` object. The time is
+/// RFC 3339 and the kind a fixed word, so neither needs escaping.
+fn entry_start(
+    prefix: &str,
+    time: &str,
+    kind: &str,
+    parts: &RequestParts,
+    extra: usize,
+) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(prefix.len() + parts.auth.len() + parts.request.len() + 400 + extra);
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(b"{\"time\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
     push_member(&mut out, "auth", &parts.auth);
     push_member(&mut out, "request", &parts.request);
     out
@@ -293,9 +327,14 @@ fn entry_end(mut out: Vec<u8>, error: Option<&str>) -> Vec<u8> {
     out
 }
 
-/// The request entry.
-pub(crate) fn request_entry(time: &str, parts: &RequestParts, error: Option<&str>) -> Vec<u8> {
-    entry_end(entry_start(time, "request", parts), error)
+/// The request entry, after the device's prefix.
+pub(crate) fn request_entry(
+    prefix: &str,
+    time: &str,
+    parts: &RequestParts,
+    error: Option<&str>,
+) -> Vec<u8> {
+    entry_end(entry_start(prefix, time, "request", parts, 0), error)
 }
 
 fn issued_auth<'a>(device: &Device, auth: &'a Auth) -> AuthObject<'a> {
@@ -377,11 +416,13 @@ pub(crate) fn response_entry(
     response: Option<&Response>,
     error: Option<&str>,
 ) -> Vec<u8> {
-    let mut out = entry_start(time, "response", parts);
     let salt = device.hashing_salt();
     let data = response.and_then(|response| response_data(device, ctx, response));
     let object = ResponseObject {
-        mount: ctx.mount,
+        mount_point: ctx.mount.mount_point,
+        mount_type: ctx.mount.mount_type,
+        mount_accessor: ctx.mount.mount_accessor,
+        mount_class: ctx.mount.mount_class,
         auth: response
             .and_then(|r| r.auth.as_ref())
             .map(|auth| issued_auth(device, auth)),
@@ -399,6 +440,8 @@ pub(crate) fn response_entry(
             .and_then(|r| r.wrap_info.as_ref())
             .map(|wrap| wrap_object(device, wrap)),
     };
-    push_member(&mut out, "response", &to_json(&object));
+    let object = to_json(&object);
+    let mut out = entry_start(&device.format.prefix, time, "response", parts, object.len());
+    push_member(&mut out, "response", &object);
     entry_end(out, error)
 }

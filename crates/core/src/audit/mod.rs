@@ -28,7 +28,11 @@ use serde::{Deserialize, Serialize};
 
 use self::device::{Device, FormatConfig, SALT_KEY, SIGNING_KEY_KEY, Sink};
 pub(crate) use self::entry::{MountInfo, RequestContext, now_rfc3339};
-use crate::{mounts::delete_tree, random::uuid, view::BarrierView};
+use crate::{
+    mounts::{RouteEntry, delete_tree},
+    random::uuid,
+    view::BarrierView,
+};
 
 /// Logical key of the persisted audit table.
 const AUDIT_TABLE_KEY: &str = "core/audit";
@@ -459,8 +463,9 @@ fn configure(entry: &AuditEntry) -> Result<(FormatConfig, Box<dyn Sink>)> {
 pub(crate) struct Ticket {
     recorded: Vec<(Arc<Device>, entry::RequestParts)>,
     operation: Operation,
-    mount: MountInfo,
-    non_hmac_response_keys: Vec<String>,
+    /// The mount serving the request, for the response object's mount fields and its
+    /// `audit_non_hmac_response_keys`.
+    route: Option<Arc<RouteEntry>>,
 }
 
 /// Records the request entry on every device. Fails when devices are enabled and none of
@@ -468,6 +473,7 @@ pub(crate) struct Ticket {
 pub(crate) async fn log_request(
     devices: &[Arc<Device>],
     ctx: &RequestContext<'_>,
+    route: Option<&Arc<RouteEntry>>,
     error: Option<&Error>,
 ) -> Result<Ticket, AuditError> {
     let time = now_rfc3339();
@@ -475,9 +481,9 @@ pub(crate) async fn log_request(
     let mount = MountInfo::of(ctx.mount);
     let mut recorded = Vec::with_capacity(devices.len());
     for device in devices {
-        let parts = entry::request_parts(device, ctx, &mount);
-        let body = entry::request_entry(&time, &parts, error.as_deref());
-        match device.write(&body).await {
+        let parts = entry::request_parts(device, ctx, mount);
+        let line = entry::request_entry(&device.format.prefix, &time, &parts, error.as_deref());
+        match device.write(line).await {
             Ok(()) => recorded.push((device.clone(), parts)),
             Err(err) => device.record_failure("request", &err),
         }
@@ -488,11 +494,7 @@ pub(crate) async fn log_request(
     Ok(Ticket {
         recorded,
         operation: ctx.req.operation,
-        mount,
-        non_hmac_response_keys: ctx
-            .mount
-            .map(|m| m.config.audit_non_hmac_response_keys.clone())
-            .unwrap_or_default(),
+        route: route.cloned(),
     })
 }
 
@@ -508,15 +510,18 @@ pub(crate) async fn log_response(
     }
     let time = now_rfc3339();
     let error = error.map(entry::error_text);
+    let mount = ticket.route.as_ref().map(|route| &route.entry);
     let ctx = entry::ResponseContext {
         operation: ticket.operation,
-        mount: &ticket.mount,
-        non_hmac_keys: &ticket.non_hmac_response_keys,
+        mount: MountInfo::of(mount),
+        non_hmac_keys: mount
+            .map(|m| m.config.audit_non_hmac_response_keys.as_slice())
+            .unwrap_or(&[]),
     };
     let mut any = false;
     for (device, parts) in &ticket.recorded {
-        let body = entry::response_entry(device, &time, parts, &ctx, response, error.as_deref());
-        match device.write(&body).await {
+        let line = entry::response_entry(device, &time, parts, &ctx, response, error.as_deref());
+        match device.write(line).await {
             Ok(()) => any = true,
             Err(err) => device.record_failure("response", &err),
         }

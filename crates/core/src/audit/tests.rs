@@ -410,3 +410,81 @@ async fn devices_and_their_chains_survive_a_seal() {
     // by the devices that existed when it started, so both of its entries stay together.
     assert_eq!(summary.entries, 4, "{text}");
 }
+
+#[tokio::test]
+async fn prefixed_lines_keep_vaults_entries_and_verify() {
+    let (core, root, _) = unsealed_core().await;
+    let sink = core
+        .unsealed()
+        .unwrap()
+        .audit
+        .add_memory_device("mem/", &[("prefix", "@cee: ")])
+        .await;
+    core.handle_request(request(
+        Operation::Read,
+        "sys/mounts",
+        Some(&root),
+        json!({}),
+    ))
+    .await
+    .unwrap();
+    let text = sink.text();
+    assert!(
+        text.lines().all(|line| line.starts_with("@cee: {")),
+        "{text}"
+    );
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(&line["@cee: ".len()..]).unwrap())
+        .collect();
+    assert_eq!(entries[1]["type"], "request");
+    assert_eq!(entries[2]["type"], "response");
+    let mut verifier = Verifier::new(None).unwrap();
+    verifier.verify_file("mem", text.as_bytes()).unwrap();
+    assert_eq!(verifier.summary().entries, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_writes_and_keep_one_chain() {
+    let (core, root, _) = unsealed_core().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    core.handle_request(request(
+        Operation::Update,
+        "sys/audit/file",
+        Some(&root),
+        json!({"type": "file", "options": {"file_path": path.to_str().unwrap()}}),
+    ))
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let core = core.clone();
+        let root = root.clone();
+        tasks.push(tokio::spawn(async move {
+            core.handle_request(request(
+                Operation::Update,
+                &format!("cubbyhole/k{i}"),
+                Some(&root),
+                json!({"v": "x"}),
+            ))
+            .await
+            .unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut verifier = Verifier::new(None).unwrap();
+    verifier.verify_file("audit.log", text.as_bytes()).unwrap();
+    assert_eq!(verifier.summary().entries, 400);
+    for i in 0..200 {
+        let needle = format!("\"path\":\"cubbyhole/k{i}\"");
+        assert_eq!(
+            text.matches(&needle).count(),
+            2,
+            "request and response of k{i}"
+        );
+    }
+}
