@@ -359,9 +359,7 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
         self.secrets
             .iter()
             .find(|declared| declared.name == secret.secret_type)
-            .ok_or_else(|| {
-                Error::internal(format!("unknown secret type {:?}", secret.secret_type))
-            })
+            .ok_or_else(|| Error::internal(format!("unknown secret type {:?}", secret.secret_type)))
     }
 
     pub async fn renew_secret(
@@ -378,7 +376,12 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
         renew(state, req, secret).await
     }
 
-    pub async fn revoke_secret(&self, state: Arc<S>, req: Request, secret: SecretLease) -> Result<()> {
+    pub async fn revoke_secret(
+        &self,
+        state: Arc<S>,
+        req: Request,
+        secret: SecretLease,
+    ) -> Result<()> {
         let revoke = self.secret_type(&secret)?.revoke.clone();
         revoke(state, req, secret).await.map(|_| ())
     }

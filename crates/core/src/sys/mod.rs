@@ -3,6 +3,7 @@
 pub mod generate_root;
 mod keys;
 mod mounts;
+pub(crate) mod password_policies;
 mod policies;
 mod seal;
 mod wrapping;
@@ -169,6 +170,7 @@ pub(crate) fn backend() -> FrameworkBackend<Core> {
     paths.extend(generate_root::paths());
     paths.extend(mounts::paths());
     paths.extend(policies::paths());
+    paths.extend(password_policies::paths());
     paths.extend(wrapping::paths());
     FrameworkBackend::new(
         "The system backend controls the server: sealing, health and keys.",

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod database;
 mod durability;
 mod http_api;
 mod seal;
