@@ -309,6 +309,7 @@ impl Core {
             registry: self.config.registry.clone(),
             system,
             token,
+            system_view: self.system_view(),
         };
         let router = builder.load().await?;
         Ok(Arc::new(Unsealed {
@@ -379,9 +380,19 @@ impl Core {
             .cloned()
     }
 
+    /// The services engines may call (password generation…).
+    pub(crate) fn system_view(&self) -> Arc<dyn mayfly_sdk::SystemView> {
+        Arc::new(sys::password_policies::CoreSystemView {
+            core: self.me.clone(),
+        })
+    }
+
     /// Seals: drops every unsealed structure and forgets the keys.
     pub async fn seal(&self) {
         let _guard = self.transition.lock().await;
+        if let Some(unsealed) = self.current() {
+            unsealed.mounts.cleanup_all().await;
+        }
         let previous = self
             .state
             .write()
@@ -496,6 +507,7 @@ impl Core {
             req.mount_type = route.entry.kind.clone();
             req.mount_ttls = route.entry.ttls(self.system_ttls());
             req.storage = Some(route.storage.clone());
+            req.system = Some(self.system_view());
         }
         caller.route = route.clone();
         if sealed_safe {
@@ -529,6 +541,7 @@ impl Core {
         }
         req.client_token_hash = Some(entry.id_hash.clone());
         req.client_token_accessor = Some(entry.accessor.clone());
+        req.display_name = entry.display_name.clone();
         if req.operation == Operation::Update
             && let Some(route) = &route
             && route.backend.exists(req).await? == Some(false)

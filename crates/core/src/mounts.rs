@@ -7,7 +7,9 @@ use std::{
 };
 
 use mayfly_barrier::Barrier;
-use mayfly_sdk::{Error, LogicalBackend, MountTtls, Result, Storage, StorageExt};
+use mayfly_sdk::{
+    Error, LogicalBackend, MountContext, MountTtls, Result, Storage, StorageExt, SystemView,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -247,6 +249,8 @@ pub(crate) struct MountBuilder {
     pub registry: Registry,
     pub system: Arc<dyn LogicalBackend>,
     pub token: Arc<dyn LogicalBackend>,
+    /// The services handed to each mount when it goes live.
+    pub system_view: Arc<dyn SystemView>,
 }
 
 impl MountBuilder {
@@ -275,6 +279,19 @@ impl MountBuilder {
         })
     }
 
+    /// Tells a mount's backend it is live. A failure is logged: the mount still serves what
+    /// it can, as Vault keeps a mount whose initialization failed.
+    async fn activate(&self, route: &RouteEntry) {
+        let ctx = MountContext {
+            mount_point: route.entry.path.clone(),
+            storage: route.storage.clone(),
+            system: self.system_view.clone(),
+        };
+        if let Err(err) = route.backend.initialize(ctx).await {
+            tracing::warn!(mount = %route.entry.path, error = %err, "Mount initialization failed.");
+        }
+    }
+
     /// Loads the mount table and instantiates each mount (on unseal).
     pub(crate) async fn load(&self) -> Result<Router> {
         let root = BarrierView::new(self.barrier.clone(), "");
@@ -285,6 +302,7 @@ impl MountBuilder {
             let route = self
                 .build(entry)
                 .map_err(|err| Error::internal(format!("cannot set up mount {path:?}: {err}")))?;
+            self.activate(&route).await;
             router.insert(route);
         }
         Ok(router)
@@ -360,8 +378,21 @@ impl Mounts {
                 "path is already in use at {existing}"
             )));
         }
-        router.insert(self.builder.build(entry)?);
-        self.commit(router).await
+        let live = self.builder.build(entry)?;
+        router.insert(live.clone());
+        if let Err(err) = self.commit(router).await {
+            live.backend.cleanup().await;
+            return Err(err);
+        }
+        self.builder.activate(&live).await;
+        Ok(())
+    }
+
+    /// Tells every live backend the mount table is going away (on seal).
+    pub(crate) async fn cleanup_all(&self) {
+        for route in self.router().routes.values() {
+            route.backend.cleanup().await;
+        }
     }
 
     /// Disables a mount and deletes its data. Returns the removed entry, or `None`.
@@ -378,8 +409,12 @@ impl Mounts {
             }
             Some(_) => {}
         }
-        let removed = router.remove(path).map(|route| route.entry.clone());
+        let removed_route = router.remove(path);
+        let removed = removed_route.as_ref().map(|route| route.entry.clone());
         self.commit(router).await?;
+        if let Some(route) = &removed_route {
+            route.backend.cleanup().await;
+        }
         if let Some(entry) = &removed {
             // The table no longer points at the data, so a failure here only leaves garbage.
             let view = BarrierView::new(self.builder.barrier.clone(), entry.storage_prefix());
@@ -404,7 +439,8 @@ impl Mounts {
             .ok_or_else(|| Error::invalid(format!("no mount at {path:?}")))?;
         let mut entry = route.entry.clone();
         change(&mut entry)?;
-        let rebuilt = if entry.options != route.entry.options {
+        let options_changed = entry.options != route.entry.options;
+        let rebuilt = if options_changed {
             self.builder.build(entry.clone())?
         } else {
             RouteEntry {
@@ -413,8 +449,13 @@ impl Mounts {
                 storage: route.storage.clone(),
             }
         };
+        let live = rebuilt.clone();
         router.insert(rebuilt);
         self.commit(router).await?;
+        if options_changed {
+            route.backend.cleanup().await;
+            self.builder.activate(&live).await;
+        }
         Ok(entry)
     }
 

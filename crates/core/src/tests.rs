@@ -631,3 +631,192 @@ async fn mounts_enable_tune_move_and_disable() {
     core.seal().await;
     assert!(core.is_sealed());
 }
+
+#[tokio::test]
+async fn password_policies_are_stored_validated_and_generate() {
+    let (core, root, _) = unsealed_core().await;
+    let policy = "length = 12\nrule \"charset\" {\n  charset = \"abc\"\n  min-chars = 2\n}\n\
+                  rule \"charset\" {\n  charset = \"0123456789\"\n  min-chars = 3\n}";
+    let write = |body: Value| {
+        call(
+            &core,
+            Operation::Update,
+            "sys/policies/password/p1",
+            Some(&root),
+            body,
+        )
+    };
+    assert!(
+        matches!(write(json!({})).await, Err(Error::InvalidRequest(m)) if m == "missing policy")
+    );
+    let bad = write(
+        json!({"policy": "length = 2\nrule \"charset\" { charset = \"a\"\n min-chars = 3 }"}),
+    )
+    .await;
+    assert!(
+        matches!(bad, Err(Error::InvalidRequest(m)) if m.starts_with("invalid password policy"))
+    );
+    write(json!({"policy": policy})).await.unwrap();
+
+    let read = call(
+        &core,
+        Operation::Read,
+        "sys/policies/password/p1",
+        Some(&root),
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(read.data.unwrap()["policy"], policy);
+    let generated = call(
+        &core,
+        Operation::Read,
+        "sys/policies/password/p1/generate",
+        Some(&root),
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let password = generated.data.unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(password.len(), 12);
+    assert!(password.chars().filter(char::is_ascii_digit).count() >= 3);
+    let listed = call(
+        &core,
+        Operation::List,
+        "sys/policies/password",
+        Some(&root),
+        json!({}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(listed.data.unwrap()["keys"], json!(["p1"]));
+
+    let system = core.system_view();
+    assert_eq!(
+        system.generate_password(Some("p1")).await.unwrap().len(),
+        12
+    );
+    assert_eq!(system.generate_password(None).await.unwrap().len(), 20);
+    assert!(matches!(
+        system.generate_password(Some("nope")).await,
+        Err(Error::InvalidRequest(_))
+    ));
+
+    call(
+        &core,
+        Operation::Delete,
+        "sys/policies/password/p1",
+        Some(&root),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let gone = call(
+        &core,
+        Operation::Read,
+        "sys/policies/password/p1/generate",
+        Some(&root),
+        json!({}),
+    )
+    .await;
+    assert!(matches!(gone, Err(Error::Coded { status: 404, .. })));
+}
+
+/// A backend that records its lifecycle and echoes what the router told it.
+#[derive(Default)]
+struct Probe {
+    initialized: std::sync::atomic::AtomicUsize,
+    cleaned: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl mayfly_sdk::LogicalBackend for Probe {
+    async fn handle(&self, req: Request) -> mayfly_sdk::Result<Option<mayfly_sdk::Response>> {
+        let password = req.system()?.generate_password(None).await?;
+        Ok(Some(mayfly_sdk::Response::from_value(
+            json!({"display_name": req.display_name, "password_len": password.len()}),
+        )))
+    }
+
+    async fn initialize(&self, ctx: mayfly_sdk::MountContext) -> mayfly_sdk::Result<()> {
+        ctx.storage.put("seen", b"1").await?;
+        self.initialized
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn cleanup(&self) {
+        self.cleaned
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn mounts_are_initialized_and_cleaned_up_and_see_the_system() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let probe = Arc::new(Probe::default());
+    let mut registry = Registry::default();
+    registry.register("cubbyhole", Arc::new(crate::cubbyhole::factory));
+    let shared = probe.clone();
+    registry.register(
+        "probe",
+        Arc::new(move |_| Ok(shared.clone() as Arc<dyn mayfly_sdk::LogicalBackend>)),
+    );
+    let storage = Arc::new(mayfly_storage::InmemBackend::new());
+    let core = Core::new(
+        storage,
+        CoreConfig {
+            default_lease_ttl: Duration::from_secs(3600),
+            max_lease_ttl: Duration::from_secs(7200),
+            cluster_name: None,
+            version: "test".into(),
+            registry,
+        },
+    );
+    let init = core.initialize(1, 1, None).await.unwrap();
+    core.submit_unseal_key(&init.keys[0]).await.unwrap();
+    let root = init.root_token;
+    call(
+        &core,
+        Operation::Update,
+        "sys/mounts/p",
+        Some(&root),
+        json!({"type": "probe"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(probe.initialized.load(SeqCst), 1);
+    let out = call(&core, Operation::Read, "p/x", Some(&root), json!({}))
+        .await
+        .unwrap()
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(out["display_name"], "root");
+    assert_eq!(out["password_len"], 20);
+
+    core.seal().await;
+    assert_eq!(probe.cleaned.load(SeqCst), 1);
+    core.submit_unseal_key(&init.keys[0]).await.unwrap();
+    assert_eq!(
+        probe.initialized.load(SeqCst),
+        2,
+        "initialized again after unseal"
+    );
+    call(
+        &core,
+        Operation::Delete,
+        "sys/mounts/p",
+        Some(&root),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(probe.cleaned.load(SeqCst), 2);
+}

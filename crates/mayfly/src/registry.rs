@@ -25,6 +25,10 @@ pub(crate) fn builtin_backends() -> Registry {
         "userpass",
         Arc::new(|ctx: BackendContext| mayfly_userpass::new_backend(&ctx.options)),
     );
+    registry.register(
+        "database",
+        Arc::new(|ctx: BackendContext| mayfly_database::new_backend(&ctx.options)),
+    );
     #[cfg(feature = "test-engines")]
     registry.register(
         mayfly_leasetest::TYPE_NAME,
@@ -54,7 +58,7 @@ mod tests {
     fn every_listed_backend_is_known() {
         assert_eq!(STORAGE_BACKENDS, ["file", "inmem"]);
         let registry = builtin_backends();
-        for name in ["cubbyhole", "kv", "approle", "userpass"] {
+        for name in ["cubbyhole", "kv", "approle", "userpass", "database"] {
             assert!(registry.engine(name).is_some(), "{name} is registered");
         }
     }

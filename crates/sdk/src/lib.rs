@@ -10,14 +10,18 @@ pub mod duration;
 pub mod error;
 pub mod framework;
 pub mod logical;
+pub mod password;
 pub mod storage;
+pub mod system;
+pub mod template;
 pub mod testing;
 pub mod token_fields;
 pub mod ttl;
 
 pub use crate::error::{Error, Result};
 pub use crate::logical::{
-    Auth, LogicalBackend, MountTtls, Operation, RawResponse, Request, Response, SecretLease,
-    WrapInfo,
+    Auth, LogicalBackend, MountContext, MountTtls, Operation, RawResponse, Request, Response,
+    SecretLease, WrapInfo,
 };
 pub use crate::storage::{Storage, StorageExt};
+pub use crate::system::SystemView;

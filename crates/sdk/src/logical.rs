@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::{error::Result, storage::Storage};
+use crate::{error::Result, storage::Storage, system::SystemView};
 
 /// What a request asks to do, after the HTTP method has been interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +80,10 @@ pub struct Request {
     pub headers: std::collections::BTreeMap<String, String>,
     /// Whether the caller's policies grant `sudo` on this path (or the caller is root).
     pub root_privileges: bool,
+    /// The calling token's display name (`token`, `root`, `approle`…), for generated names.
+    pub display_name: String,
+    /// Services of the server (password policies…); set by the router.
+    pub system: Option<Arc<dyn SystemView>>,
 }
 
 impl fmt::Debug for Request {
@@ -114,6 +118,8 @@ impl Request {
             client_token_accessor: None,
             headers: std::collections::BTreeMap::new(),
             root_privileges: false,
+            display_name: String::new(),
+            system: None,
         }
     }
 
@@ -129,6 +135,22 @@ impl Request {
             .as_ref()
             .ok_or_else(|| crate::Error::internal("request routed without a storage view"))
     }
+
+    pub fn system(&self) -> Result<&Arc<dyn SystemView>> {
+        self.system
+            .as_ref()
+            .ok_or_else(|| crate::Error::internal("request routed without a system view"))
+    }
+}
+
+/// What a mount gets when it is set up (after unseal, or when enabled): its own storage and the
+/// server's services, for work that happens outside requests (recovery, background loops).
+#[derive(Clone)]
+pub struct MountContext {
+    /// The mount path, e.g. `database/`.
+    pub mount_point: String,
+    pub storage: Arc<dyn Storage>,
+    pub system: Arc<dyn SystemView>,
 }
 
 /// The lease part of a response that hands out a secret with a lifetime.
@@ -331,6 +353,17 @@ pub trait LogicalBackend: Send + Sync {
     async fn revoke_secret(&self, _req: Request, _secret: SecretLease) -> Result<()> {
         Ok(())
     }
+
+    /// Called once the mount is live (after unseal, or when it is enabled), before any request
+    /// is routed to it. A backend starts its background work and recovers here; an error is
+    /// logged and the mount stays usable.
+    async fn initialize(&self, _ctx: MountContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called when the mount goes away (seal, disable, rebuild): stop background work and close
+    /// connections. Requests may still be in flight.
+    async fn cleanup(&self) {}
 
     /// Called when a token this backend issued at login is renewed. The backend may refuse
     /// (the role is gone) or adjust the TTLs; by default the token renews unchanged.

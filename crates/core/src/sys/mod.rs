@@ -6,6 +6,7 @@ pub mod generate_root;
 mod keys;
 pub(crate) mod leases;
 mod mounts;
+pub(crate) mod password_policies;
 mod policies;
 mod quotas;
 mod seal;
@@ -184,6 +185,7 @@ pub(crate) fn backend() -> FrameworkBackend<Core> {
     paths.extend(generate_root::paths());
     paths.extend(mounts::paths());
     paths.extend(policies::paths());
+    paths.extend(password_policies::paths());
     paths.extend(wrapping::paths());
     paths.extend(leases::paths());
     paths.extend(quotas::paths());

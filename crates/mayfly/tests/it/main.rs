@@ -7,6 +7,7 @@ mod cli;
 mod cli_auth;
 mod cli_secrets;
 mod config;
+mod database;
 mod durability;
 mod http_api;
 mod kv;

@@ -1,0 +1,163 @@
+//! Creation intents: the engine's own record of every database user it creates, written
+//! before the user exists and removed when the user is revoked.
+//!
+//! A credential goes through two states. `Pending` is written before the plugin runs the
+//! creation statements; if the process dies there, the user may exist with no lease and no
+//! client that knows its password, and reconciliation drops it. `Issued` is written once the
+//! user exists, just before the response (and so the lease) leaves the engine, with the
+//! credential's expiry; renewals move the expiry forward and revocation removes the record.
+//! Reconciliation also drops any issued user whose expiry passed a grace period ago without
+//! a revocation, so a credential is revoked at its expiry even if its lease was lost.
+//!
+//! What this cannot see: a crash after `Issued` is written and before the core stores the
+//! lease leaves a user without a lease until its expiry, when it is dropped. Dropping it at
+//! once needs the core to confirm, after storing a lease, that the credential is covered.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use mayfly_sdk::{Result, Storage, StorageExt};
+use serde::{Deserialize, Serialize};
+
+use crate::{plugin::DeleteUserRequest, state::Database};
+
+pub(crate) const INTENT_PREFIX: &str = "intent/";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum IntentState {
+    /// The user is being created; no client has its password yet.
+    Pending,
+    /// The credential was handed out; it lives until `expires_at` unless renewed.
+    Issued,
+}
+
+/// What is needed to drop a user without its role or lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Intent {
+    pub version: u32,
+    pub id: String,
+    pub state: IntentState,
+    pub db_name: String,
+    pub role: String,
+    pub username: String,
+    pub revocation_statements: Vec<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds; for issued credentials, when the lease ends.
+    pub expires_at: u64,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+pub(crate) fn key(id: &str) -> String {
+    format!("{INTENT_PREFIX}{id}")
+}
+
+pub(crate) async fn put(storage: &dyn Storage, intent: &Intent) -> Result<()> {
+    storage.put_json(&key(&intent.id), intent).await
+}
+
+pub(crate) async fn load(storage: &dyn Storage, id: &str) -> Result<Option<Intent>> {
+    storage.get_json(&key(id)).await
+}
+
+pub(crate) async fn remove(storage: &dyn Storage, id: &str) -> Result<()> {
+    storage.delete(&key(id)).await
+}
+
+/// Moves an issued credential's expiry (after a renewal).
+pub(crate) async fn extend(storage: &dyn Storage, id: &str, expires_at: u64) -> Result<()> {
+    if let Some(mut intent) = load(storage, id).await? {
+        intent.expires_at = expires_at;
+        put(storage, &intent).await?;
+    }
+    Ok(())
+}
+
+/// Drops the intent's user and forgets the intent. A user that is already gone counts.
+pub(crate) async fn drop_user(
+    state: &Database,
+    storage: &dyn Storage,
+    intent: &Intent,
+) -> Result<()> {
+    let instance = state.connection(storage, &intent.db_name).await?;
+    let _shared = instance.lock.read().await;
+    instance
+        .plugin
+        .delete_user(DeleteUserRequest {
+            username: &intent.username,
+            statements: &intent.revocation_statements,
+        })
+        .await
+        .map_err(|err| crate::state::plugin_error("failed to drop user", err))?;
+    remove(storage, &intent.id).await
+}
+
+/// What one reconciliation pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Users created by an interrupted request, dropped.
+    pub orphans_dropped: usize,
+    /// Issued users past their expiry that nothing revoked, dropped.
+    pub expired_dropped: usize,
+    /// Users that could not be dropped yet (database down…); retried next pass.
+    pub failed: usize,
+}
+
+/// One pass over the intents: drops every user that no live request is creating and that
+/// either never reached a client or outlived its expiry by `grace`.
+pub(crate) async fn reconcile(
+    state: &Arc<Database>,
+    storage: &dyn Storage,
+    grace: Duration,
+) -> Result<ReconcileReport> {
+    let mut report = ReconcileReport::default();
+    let now = unix_now();
+    for id in storage.list(INTENT_PREFIX).await? {
+        if id.ends_with('/') || state.in_flight().contains(&id) {
+            continue;
+        }
+        let Some(intent) = load(storage, &id).await? else {
+            continue;
+        };
+        let due = match intent.state {
+            IntentState::Pending => true,
+            IntentState::Issued => intent.expires_at.saturating_add(grace.as_secs()) <= now,
+        };
+        if !due {
+            continue;
+        }
+        // The request may have finished between the listing and now.
+        if state.in_flight().contains(&id) {
+            continue;
+        }
+        match drop_user(state, storage, &intent).await {
+            Ok(()) => {
+                tracing::info!(
+                    db = %intent.db_name,
+                    role = %intent.role,
+                    state = ?intent.state,
+                    "Dropped a database user that no lease covers."
+                );
+                match intent.state {
+                    IntentState::Pending => report.orphans_dropped += 1,
+                    IntentState::Issued => report.expired_dropped += 1,
+                }
+            }
+            Err(err) => {
+                report.failed += 1;
+                tracing::warn!(db = %intent.db_name, role = %intent.role, error = %err,
+                    "Could not drop a database user yet; will retry.");
+            }
+        }
+    }
+    Ok(report)
+}

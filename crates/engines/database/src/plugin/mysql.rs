@@ -1,0 +1,507 @@
+//! MySQL and MariaDB (`mysql-database-plugin` and the 16-character legacy variants for
+//! Aurora, RDS and old servers): mysql_async over rustls, with Vault's connection URL format
+//! and default statements.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use mysql_async::{
+    ClientIdentity, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, TxOpts,
+    prelude::Queryable,
+};
+use serde_json::{Map, Value};
+
+use super::{
+    DatabasePlugin, DbError, DbResult, DeleteUserRequest, InitializeRequest, NewUserRequest,
+    PoolSettings, UpdateUserRequest, UserChange, bool_setting, format_expiration, setting,
+};
+use crate::{
+    statements::{Dialect, expand, render},
+    tls::split_cert_and_key,
+};
+
+const DEFAULT_USERNAME_TEMPLATE: &str = r#"{{ printf "v-%s-%s-%s-%s" (.DisplayName | truncate 10) (.RoleName | truncate 10) (random 20) (unix_time) | truncate 32 }}"#;
+const LEGACY_USERNAME_TEMPLATE: &str =
+    r#"{{ printf "v-%s-%s-%s" (.RoleName | truncate 4) (random 20) | truncate 16 }}"#;
+const DEFAULT_REVOCATION: &str =
+    "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{{name}}'@'%'; DROP USER '{{name}}'@'%'";
+const DEFAULT_CHANGE_PASSWORD: &str = "ALTER USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';";
+
+/// How long a connection attempt may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which username limit applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// MySQL 5.7+ and MariaDB: 32-character usernames.
+    Current,
+    /// Older servers, Aurora and RDS variants: 16 characters.
+    Legacy,
+}
+
+struct Connected {
+    pool: Pool,
+    root_password: String,
+}
+
+pub struct MySql {
+    flavor: Flavor,
+    state: RwLock<Option<Arc<Connected>>>,
+}
+
+impl MySql {
+    pub fn new(flavor: Flavor) -> Self {
+        MySql {
+            flavor,
+            state: RwLock::new(None),
+        }
+    }
+
+    fn connected(&self) -> DbResult<Arc<Connected>> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(DbError::NotInitialized)
+    }
+
+    fn replace(&self, next: Option<Arc<Connected>>) -> Option<Arc<Connected>> {
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::replace(&mut *state, next)
+    }
+}
+
+/// Server errors about logging in or reaching a database are connection errors (worth
+/// retrying later); any other server error is about the statement.
+fn classify(err: mysql_async::Error) -> DbError {
+    match &err {
+        mysql_async::Error::Server(server) => {
+            let message = format!(
+                "Error {} ({}): {}",
+                server.code, server.state, server.message
+            );
+            // 1040 too many connections, 1045 access denied, 1049 unknown database,
+            // 1053 shutdown in progress, 1129/1130 host blocked or not allowed.
+            if matches!(server.code, 1040 | 1045 | 1049 | 1053 | 1129 | 1130) {
+                DbError::Connection(message)
+            } else {
+                DbError::Statement(message)
+            }
+        }
+        _ => DbError::Connection(err.to_string()),
+    }
+}
+
+impl Connected {
+    async fn conn(&self) -> DbResult<mysql_async::Conn> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(DbError::Connection(
+                "timed out connecting to the database".to_owned(),
+            )),
+        }
+    }
+
+    async fn run_transaction(&self, queries: &[String]) -> DbResult<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(classify)?;
+        for query in queries {
+            tx.query_drop(query).await.map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn user_exists(&self, username: &str) -> DbResult<Option<bool>> {
+        let mut conn = self.conn().await?;
+        // Needs SELECT on mysql.user; without it the answer is unknown, not an error.
+        let count: Result<Option<i64>, _> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM mysql.user WHERE User = ?",
+                (username,),
+            )
+            .await;
+        Ok(count.ok().flatten().map(|n| n > 0))
+    }
+}
+
+#[async_trait]
+impl DatabasePlugin for MySql {
+    fn type_name(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn default_username_template(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Current => DEFAULT_USERNAME_TEMPLATE,
+            Flavor::Legacy => LEGACY_USERNAME_TEMPLATE,
+        }
+    }
+
+    async fn initialize(&self, req: InitializeRequest) -> DbResult<Map<String, Value>> {
+        let root_password = setting(&req.config, "password").unwrap_or_default();
+        let opts = connection_opts(&req.config).map_err(|err| err.redact(&[&root_password]))?;
+        let connected = Arc::new(Connected {
+            pool: Pool::new(opts),
+            root_password: root_password.clone(),
+        });
+        if req.verify_connection {
+            let check = async {
+                let mut conn = connected.conn().await?;
+                conn.ping().await.map_err(classify)
+            }
+            .await;
+            if let Err(err) = check {
+                let _ = connected.pool.clone().disconnect().await;
+                return Err(err.redact(&[&root_password]));
+            }
+        }
+        if let Some(previous) = self.replace(Some(connected)) {
+            let _ = previous.pool.clone().disconnect().await;
+        }
+        Ok(req.config)
+    }
+
+    async fn new_user(&self, req: NewUserRequest<'_>) -> DbResult<()> {
+        if req.statements.is_empty() {
+            return Err(DbError::Statement("empty creation statements".to_owned()));
+        }
+        let state = self.connected()?;
+        let expiration = format_expiration(req.expiration);
+        let vars = [
+            ("name", req.username),
+            ("username", req.username),
+            ("password", req.password),
+            ("expiration", expiration.as_str()),
+        ];
+        let queries: Vec<String> = expand(req.statements, Dialect::MySql)
+            .iter()
+            .map(|query| render(query, &vars))
+            .collect();
+        let secrets = [req.password, state.root_password.as_str()];
+        let Err(failure) = state.run_transaction(&queries).await else {
+            return Ok(());
+        };
+        // MySQL commits DDL implicitly: a CREATE USER survives a later failing GRANT, so the
+        // rollback statements are what undo it.
+        if !req.rollback_statements.is_empty() {
+            match state.conn().await {
+                Ok(mut conn) => {
+                    for query in expand(req.rollback_statements, Dialect::MySql) {
+                        if let Err(err) = conn.query_drop(render(&query, &vars)).await {
+                            tracing::warn!(error = %classify(err).redact(&secrets), "A rollback statement failed.");
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err.redact(&secrets), "Could not run the rollback statements.");
+                }
+            }
+        }
+        Err(failure.redact(&secrets))
+    }
+
+    async fn update_user(&self, req: UpdateUserRequest<'_>) -> DbResult<()> {
+        let state = self.connected()?;
+        match req.change {
+            UserChange::Password {
+                password,
+                statements,
+            } => {
+                let defaults = [DEFAULT_CHANGE_PASSWORD.to_owned()];
+                let statements = if statements.is_empty() {
+                    &defaults[..]
+                } else {
+                    statements
+                };
+                let vars = [
+                    ("name", req.username),
+                    ("username", req.username),
+                    ("password", password),
+                ];
+                let queries: Vec<String> = expand(statements, Dialect::MySql)
+                    .iter()
+                    .map(|query| render(query, &vars))
+                    .collect();
+                state
+                    .run_transaction(&queries)
+                    .await
+                    .map_err(|err| err.redact(&[password, &state.root_password]))
+            }
+            // MySQL accounts carry no expiry Vault manages, as in Vault's plugin.
+            UserChange::Expiration { statements: [], .. } => Ok(()),
+            UserChange::Expiration {
+                expiration,
+                statements,
+            } => {
+                let expiration = format_expiration(expiration);
+                let vars = [
+                    ("name", req.username),
+                    ("username", req.username),
+                    ("expiration", expiration.as_str()),
+                ];
+                let queries: Vec<String> = expand(statements, Dialect::MySql)
+                    .iter()
+                    .map(|query| render(query, &vars))
+                    .collect();
+                state
+                    .run_transaction(&queries)
+                    .await
+                    .map_err(|err| err.redact(&[&state.root_password]))
+            }
+        }
+    }
+
+    async fn delete_user(&self, req: DeleteUserRequest<'_>) -> DbResult<()> {
+        let state = self.connected()?;
+        if state.user_exists(req.username).await? == Some(false) {
+            return Ok(());
+        }
+        let defaults = [DEFAULT_REVOCATION.to_owned()];
+        let statements = if req.statements.is_empty() {
+            &defaults[..]
+        } else {
+            req.statements
+        };
+        let vars = [("name", req.username), ("username", req.username)];
+        let queries: Vec<String> = expand(statements, Dialect::MySql)
+            .iter()
+            .map(|query| render(query, &vars))
+            .collect();
+        state
+            .run_transaction(&queries)
+            .await
+            .map_err(|err| err.redact(&[&state.root_password]))
+    }
+
+    async fn close(&self) {
+        if let Some(previous) = self.replace(None) {
+            let _ = previous.pool.clone().disconnect().await;
+        }
+    }
+}
+
+/// The parts of Vault's (Go driver) DSN, `user:password@tcp(host:port)/dbname?params`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Dsn {
+    user: Option<String>,
+    password: Option<String>,
+    host: String,
+    port: u16,
+    socket: Option<String>,
+    db_name: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+fn parse_go_dsn(dsn: &str) -> DbResult<Dsn> {
+    let invalid = |why: &str| DbError::Config(format!("invalid connection_url: {why}"));
+    let slash = dsn
+        .rfind('/')
+        .ok_or_else(|| invalid("missing the slash before the database name"))?;
+    let (head, tail) = (&dsn[..slash], &dsn[slash + 1..]);
+    let mut out = Dsn {
+        host: "127.0.0.1".to_owned(),
+        port: 3306,
+        ..Dsn::default()
+    };
+    let address_part = match head.rfind('@') {
+        Some(at) => {
+            let credentials = &head[..at];
+            match credentials.split_once(':') {
+                Some((user, password)) => {
+                    out.user = Some(user.to_owned());
+                    out.password = Some(password.to_owned());
+                }
+                None => out.user = Some(credentials.to_owned()),
+            }
+            &head[at + 1..]
+        }
+        None => head,
+    };
+    if !address_part.is_empty() {
+        let (net, address) = match address_part.split_once('(') {
+            Some((net, rest)) => (
+                net,
+                rest.strip_suffix(')')
+                    .ok_or_else(|| invalid("unclosed address"))?,
+            ),
+            None => (address_part, ""),
+        };
+        match net {
+            "tcp" | "" => {
+                if !address.is_empty() {
+                    let (host, port) = match address.rsplit_once(':') {
+                        Some((host, port)) if !port.contains(']') => {
+                            (host, port.parse().map_err(|_| invalid("invalid port"))?)
+                        }
+                        _ => (address, 3306),
+                    };
+                    out.host = host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned();
+                    out.port = port;
+                }
+            }
+            "unix" => out.socket = Some(address.to_owned()),
+            other => return Err(invalid(&format!("unsupported network {other:?}"))),
+        }
+    }
+    let (db_name, query) = tail.split_once('?').unwrap_or((tail, ""));
+    if !db_name.is_empty() {
+        out.db_name = Some(db_name.to_owned());
+    }
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_encoding::percent_decode_str(value)
+            .decode_utf8_lossy()
+            .into_owned();
+        out.params.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+/// Builds the driver's options from the connection details.
+fn connection_opts(config: &Map<String, Value>) -> DbResult<Opts> {
+    let template = setting(config, "connection_url")
+        .filter(|url| !url.is_empty())
+        .ok_or_else(|| DbError::Config("connection_url cannot be empty".to_owned()))?;
+    let username = setting(config, "username").unwrap_or_default();
+    let password = setting(config, "password").unwrap_or_default();
+    let url_form = template.starts_with("mysql://");
+    // Vault's Go DSN takes credentials verbatim; the URL form needs them percent-encoded.
+    let encode = |value: &str| {
+        if url_form && !bool_setting(config, "disable_escaping").unwrap_or(false) {
+            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        } else {
+            value.to_owned()
+        }
+    };
+    let rendered = render(
+        &template,
+        &[
+            ("username", &encode(&username)),
+            ("name", &encode(&username)),
+            ("password", &encode(&password)),
+        ],
+    );
+    let (mut builder, tls_param) = if url_form {
+        let opts = Opts::from_url(&rendered)
+            .map_err(|err| DbError::Config(format!("invalid connection_url: {err}")))?;
+        (OptsBuilder::from_opts(opts), None)
+    } else {
+        let dsn = parse_go_dsn(&rendered)?;
+        let mut builder = OptsBuilder::default()
+            .ip_or_hostname(dsn.host.clone())
+            .tcp_port(dsn.port)
+            .user(dsn.user.clone())
+            .pass(dsn.password.clone())
+            .db_name(dsn.db_name.clone())
+            .prefer_socket(false);
+        if let Some(socket) = &dsn.socket {
+            builder = builder.socket(Some(socket.clone()));
+        }
+        let tls = dsn
+            .params
+            .iter()
+            .find(|(key, _)| key == "tls")
+            .map(|(_, value)| value.clone());
+        (builder, tls)
+    };
+
+    let ca = setting(config, "tls_ca").filter(|s| !s.trim().is_empty());
+    let cert_key = setting(config, "tls_certificate_key").filter(|s| !s.trim().is_empty());
+    let server_name = setting(config, "tls_server_name").filter(|s| !s.is_empty());
+    let skip_verify = bool_setting(config, "tls_skip_verify")?;
+    let wants_tls = ca.is_some()
+        || cert_key.is_some()
+        || matches!(
+            tls_param.as_deref(),
+            Some("true" | "skip-verify" | "custom" | "default")
+        );
+    if wants_tls {
+        let mut ssl = SslOpts::default();
+        if let Some(ca) = ca {
+            ssl = ssl.with_root_certs(vec![ca.into_bytes().into()]);
+        }
+        if let Some(bundle) = cert_key {
+            let (cert, key) = split_cert_and_key(&bundle)?;
+            ssl = ssl.with_client_identity(Some(ClientIdentity::new(
+                cert.into_bytes().into(),
+                key.into_bytes().into(),
+            )));
+        }
+        if skip_verify || tls_param.as_deref() == Some("skip-verify") {
+            ssl = ssl
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true);
+        }
+        if let Some(name) = server_name {
+            ssl = ssl.with_danger_tls_hostname_override(Some(name));
+        }
+        builder = builder.ssl_opts(Some(ssl));
+    }
+
+    let pool = PoolSettings::from_config(config)?;
+    let constraints = PoolConstraints::new(pool.max_idle.min(pool.max_open), pool.max_open)
+        .ok_or_else(|| DbError::Config("invalid connection pool sizes".to_owned()))?;
+    let pool_opts = PoolOpts::default()
+        .with_constraints(constraints)
+        .with_abs_conn_ttl(pool.max_lifetime)
+        .with_reset_connection(false);
+    Ok(builder.pool_opts(pool_opts).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_vaults_dsn_forms() {
+        let dsn =
+            parse_go_dsn("root:p@ss:w@rd@tcp(127.0.0.1:3307)/app?tls=skip-verify&x=1").unwrap();
+        assert_eq!(dsn.user.as_deref(), Some("root"));
+        assert_eq!(dsn.password.as_deref(), Some("p@ss:w@rd"));
+        assert_eq!((dsn.host.as_str(), dsn.port), ("127.0.0.1", 3307));
+        assert_eq!(dsn.db_name.as_deref(), Some("app"));
+        assert_eq!(dsn.params[0], ("tls".to_owned(), "skip-verify".to_owned()));
+
+        let dsn = parse_go_dsn("u@tcp([::1]:3306)/").unwrap();
+        assert_eq!(
+            (dsn.host.as_str(), dsn.port, dsn.password),
+            ("::1", 3306, None)
+        );
+        let dsn = parse_go_dsn("/").unwrap();
+        assert_eq!((dsn.host.as_str(), dsn.port), ("127.0.0.1", 3306));
+        let dsn = parse_go_dsn("u:p@unix(/run/mysqld/mysqld.sock)/db").unwrap();
+        assert_eq!(dsn.socket.as_deref(), Some("/run/mysqld/mysqld.sock"));
+        assert!(parse_go_dsn("no-slash").is_err());
+    }
+
+    #[test]
+    fn builds_options_with_templated_credentials() {
+        let Value::Object(config) = serde_json::json!({
+            "connection_url": "{{username}}:{{password}}@tcp(db.example:3306)/",
+            "username": "vault",
+            "password": "s:e@c",
+            "max_open_connections": 3,
+        }) else {
+            unreachable!()
+        };
+        let opts = connection_opts(&config).unwrap();
+        assert_eq!(opts.user(), Some("vault"));
+        assert_eq!(opts.pass(), Some("s:e@c"));
+        assert_eq!(opts.ip_or_hostname(), "db.example");
+        assert_eq!(opts.pool_opts().constraints().max(), 3);
+        assert!(opts.ssl_opts().is_none());
+    }
+}

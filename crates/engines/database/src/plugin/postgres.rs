@@ -1,0 +1,773 @@
+//! PostgreSQL (`postgresql-database-plugin`): tokio-postgres over rustls, with libpq's
+//! `sslmode` semantics, Vault's default statements, and an improved default revocation.
+
+use std::{
+    str::FromStr,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use base64::Engine;
+use serde_json::{Map, Value};
+use tokio_postgres::{Client, NoTls, config::SslMode, error::SqlState};
+
+use super::{
+    DatabasePlugin, DbError, DbResult, DeleteUserRequest, InitializeRequest, NewUserRequest,
+    PoolSettings, UpdateUserRequest, UserChange, bool_setting, format_expiration, setting,
+};
+use crate::{
+    pool::{Connector, Pool, Pooled},
+    statements::{Dialect, expand, render},
+    tls::{TlsSettings, Verify, client_config},
+};
+
+/// Vault's default PostgreSQL username: display and role names cut to 8, 63 bytes in all.
+const DEFAULT_USERNAME_TEMPLATE: &str = r#"{{ printf "v-%s-%s-%s-%s" (.DisplayName | truncate 8) (.RoleName | truncate 8) (random 20) (unix_time) | truncate 63 }}"#;
+const DEFAULT_RENEW: &str = r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}';"#;
+const DEFAULT_CHANGE_PASSWORD: &str = r#"ALTER ROLE "{{username}}" WITH PASSWORD '{{password}}';"#;
+
+/// How often a creation that lost a catalog race is retried before giving up.
+const CREATION_ATTEMPTS: u32 = 12;
+
+/// How `{{password}}` reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PasswordAuth {
+    /// The plaintext password (the server hashes it per `password_encryption`).
+    Password,
+    /// A SCRAM-SHA-256 verifier computed here, so the plaintext never reaches the server.
+    ScramSha256,
+}
+
+struct PgConnector {
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+/// A pooled client; its connection task ends when the client is dropped.
+pub(crate) struct PgConn {
+    client: Client,
+}
+
+#[async_trait]
+impl Connector for PgConnector {
+    type Conn = PgConn;
+
+    async fn connect(&self) -> DbResult<PgConn> {
+        let (client, task) = match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(classify)?;
+                (client, tokio::spawn(async move { drop(connection.await) }))
+            }
+            Some(tls) => {
+                let (client, connection) =
+                    self.config.connect(tls.clone()).await.map_err(classify)?;
+                (client, tokio::spawn(async move { drop(connection.await) }))
+            }
+        };
+        drop(task);
+        Ok(PgConn { client })
+    }
+
+    fn is_broken(conn: &PgConn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+struct Connected {
+    pool: Pool<PgConnector>,
+    password_auth: PasswordAuth,
+    /// The root password, to keep it out of error messages.
+    root_password: String,
+}
+
+/// The PostgreSQL plugin.
+pub struct Postgres {
+    state: RwLock<Option<Arc<Connected>>>,
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Postgres::new()
+    }
+}
+
+impl Postgres {
+    pub fn new() -> Self {
+        Postgres {
+            state: RwLock::new(None),
+        }
+    }
+
+    fn connected(&self) -> DbResult<Arc<Connected>> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(DbError::NotInitialized)
+    }
+}
+
+/// Maps a driver error to the plugin's classes: unreachable or refused logins are connection
+/// errors (worth retrying later), anything the server said about a statement is not.
+fn classify(err: tokio_postgres::Error) -> DbError {
+    match err.as_db_error() {
+        None => DbError::Connection(err.to_string()),
+        Some(db) => {
+            let code = db.code().code();
+            let message = format!("{}: {}", db.severity(), db.message());
+            // Class 08: connection exceptions; 28: authorization; 57P0x: shutdown; 53: resources;
+            // 3D000: the database does not exist.
+            if code.starts_with("08")
+                || code.starts_with("28")
+                || code.starts_with("57P0")
+                || code.starts_with("53")
+                || code == "3D000"
+            {
+                DbError::Connection(message)
+            } else {
+                DbError::Statement(message)
+            }
+        }
+    }
+}
+
+/// PostgreSQL aborts concurrent `GRANT … ON ALL TABLES` with "tuple concurrently updated"
+/// (hashicorp/vault#1857); such a transaction, like a serialization failure or deadlock,
+/// succeeds when simply run again.
+fn is_retryable(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        let code = db.code();
+        *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+            || (*code == SqlState::INTERNAL_ERROR
+                && (db.message().contains("tuple concurrently updated")
+                    || db.message().contains("tuple concurrently deleted")))
+    })
+}
+
+/// Quotes an identifier for interpolation into SQL.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Runs queries in one transaction on a pooled connection. A connection that failed at the
+/// transport level is not returned to the pool.
+async fn run_transaction(
+    conn: &mut Pooled<PgConnector>,
+    queries: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    let result = async {
+        let tx = conn.client.transaction().await?;
+        for query in queries {
+            tx.batch_execute(query).await?;
+        }
+        tx.commit().await
+    }
+    .await;
+    if let Err(err) = &result
+        && err.as_db_error().is_none()
+    {
+        conn.discard();
+    }
+    result
+}
+
+impl Connected {
+    async fn conn(&self) -> DbResult<Pooled<PgConnector>> {
+        self.pool.get().await
+    }
+
+    fn password_value(&self, password: &str) -> String {
+        match self.password_auth {
+            PasswordAuth::Password => password.to_owned(),
+            PasswordAuth::ScramSha256 => scram_sha256_verifier(password),
+        }
+    }
+
+    async fn role_exists(&self, username: &str) -> DbResult<bool> {
+        let conn = self.conn().await?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT exists (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+                &[&username],
+            )
+            .await
+            .map_err(classify)?;
+        Ok(row.get(0))
+    }
+
+    /// Revokes what the role holds, hands its objects to the connecting user, and drops it.
+    /// Each step is attempted even if an earlier one failed, to take away as much access as
+    /// possible; only the final `DROP ROLE` decides the outcome.
+    async fn default_delete(&self, username: &str) -> DbResult<()> {
+        if !self.role_exists(username).await? {
+            return Ok(());
+        }
+        let conn = self.conn().await?;
+        let role = quote_ident(username);
+        let mut steps = Vec::new();
+        let schemas = conn
+            .client
+            .query(
+                "SELECT DISTINCT table_schema FROM information_schema.role_column_grants \
+                 WHERE grantee = $1",
+                &[&username],
+            )
+            .await
+            .map_err(classify)?;
+        for row in schemas {
+            let schema: String = row.get(0);
+            let schema = quote_ident(&schema);
+            steps.push(format!(
+                "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {schema} FROM {role}"
+            ));
+            steps.push(format!("REVOKE USAGE ON SCHEMA {schema} FROM {role}"));
+        }
+        steps.push(format!(
+            "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {role}"
+        ));
+        steps.push(format!(
+            "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {role}"
+        ));
+        steps.push(format!("REVOKE USAGE ON SCHEMA public FROM {role}"));
+        let database: String = conn
+            .client
+            .query_one("SELECT current_database()", &[])
+            .await
+            .map_err(classify)?
+            .get(0);
+        steps.push(format!(
+            "REVOKE CONNECT ON DATABASE {} FROM {role}",
+            quote_ident(&database)
+        ));
+        // Objects the user created survive it, owned by the connecting user; then every
+        // remaining privilege and default privilege is dropped.
+        steps.push(format!("REASSIGN OWNED BY {role} TO CURRENT_USER"));
+        steps.push(format!("DROP OWNED BY {role}"));
+        let mut last_error = None;
+        for step in &steps {
+            if let Err(err) = conn.client.batch_execute(step).await {
+                last_error = Some(classify(err));
+            }
+        }
+        match conn
+            .client
+            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let err = classify(err);
+                Err(match last_error {
+                    Some(earlier) => DbError::Statement(format!(
+                        "could not perform all revocation statements: {earlier}; {err}"
+                    )),
+                    None => err,
+                })
+            }
+        }
+    }
+
+    async fn run_statements(&self, queries: &[String]) -> DbResult<()> {
+        let mut conn = self.conn().await?;
+        run_transaction(&mut conn, queries).await.map_err(classify)
+    }
+}
+
+#[async_trait]
+impl DatabasePlugin for Postgres {
+    fn type_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn default_username_template(&self) -> &'static str {
+        DEFAULT_USERNAME_TEMPLATE
+    }
+
+    async fn initialize(&self, req: InitializeRequest) -> DbResult<Map<String, Value>> {
+        let root_password = setting(&req.config, "password").unwrap_or_default();
+        let connected = connect_settings(&req.config)
+            .await
+            .map_err(|err| err.redact(&[&root_password]))?;
+        let connected = Arc::new(connected);
+        if req.verify_connection {
+            let conn = connected
+                .conn()
+                .await
+                .map_err(|err| err.redact(&[&root_password]))?;
+            conn.client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|err| classify(err).redact(&[&root_password]))?;
+        }
+        let previous = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(connected);
+        if let Some(previous) = previous {
+            previous.pool.close();
+        }
+        Ok(req.config)
+    }
+
+    async fn new_user(&self, req: NewUserRequest<'_>) -> DbResult<()> {
+        if req.statements.is_empty() {
+            return Err(DbError::Statement("empty creation statements".to_owned()));
+        }
+        let state = self.connected()?;
+        let password = state.password_value(req.password);
+        let expiration = format_expiration(req.expiration);
+        let vars = [
+            ("name", req.username),
+            ("username", req.username),
+            ("password", password.as_str()),
+            ("expiration", expiration.as_str()),
+        ];
+        let queries: Vec<String> = expand(req.statements, Dialect::Postgres)
+            .iter()
+            .map(|query| render(query, &vars))
+            .collect();
+        let secrets = [
+            req.password,
+            password.as_str(),
+            state.root_password.as_str(),
+        ];
+        let mut attempt = 0;
+        let failure = loop {
+            let mut conn = match state.conn().await {
+                Ok(conn) => conn,
+                Err(err) => break err,
+            };
+            match run_transaction(&mut conn, &queries).await {
+                Ok(()) => return Ok(()),
+                Err(err) if is_retryable(&err) && attempt + 1 < CREATION_ATTEMPTS => {
+                    attempt += 1;
+                    drop(conn);
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(err) => break classify(err),
+            }
+        };
+        if !req.rollback_statements.is_empty() {
+            let rollback: Vec<String> = expand(req.rollback_statements, Dialect::Postgres)
+                .iter()
+                .map(|query| render(query, &vars))
+                .collect();
+            if let Ok(conn) = state.conn().await {
+                for query in &rollback {
+                    if let Err(err) = conn.client.batch_execute(query).await {
+                        tracing::warn!(error = %classify(err).redact(&secrets), "A rollback statement failed.");
+                    }
+                }
+            }
+        }
+        Err(failure.redact(&secrets))
+    }
+
+    async fn update_user(&self, req: UpdateUserRequest<'_>) -> DbResult<()> {
+        let state = self.connected()?;
+        match req.change {
+            UserChange::Password {
+                password,
+                statements,
+            } => {
+                let value = state.password_value(password);
+                let defaults = [DEFAULT_CHANGE_PASSWORD.to_owned()];
+                let statements = if statements.is_empty() {
+                    &defaults[..]
+                } else {
+                    statements
+                };
+                let vars = [
+                    ("name", req.username),
+                    ("username", req.username),
+                    ("password", value.as_str()),
+                ];
+                let queries: Vec<String> = expand(statements, Dialect::Postgres)
+                    .iter()
+                    .map(|query| render(query, &vars))
+                    .collect();
+                state
+                    .run_statements(&queries)
+                    .await
+                    .map_err(|err| err.redact(&[password, &value, &state.root_password]))
+            }
+            UserChange::Expiration {
+                expiration,
+                statements,
+            } => {
+                let defaults = [DEFAULT_RENEW.to_owned()];
+                let statements = if statements.is_empty() {
+                    &defaults[..]
+                } else {
+                    statements
+                };
+                let expiration = format_expiration(expiration);
+                let vars = [
+                    ("name", req.username),
+                    ("username", req.username),
+                    ("expiration", expiration.as_str()),
+                ];
+                let queries: Vec<String> = expand(statements, Dialect::Postgres)
+                    .iter()
+                    .map(|query| render(query, &vars))
+                    .collect();
+                state
+                    .run_statements(&queries)
+                    .await
+                    .map_err(|err| err.redact(&[&state.root_password]))
+            }
+        }
+    }
+
+    async fn delete_user(&self, req: DeleteUserRequest<'_>) -> DbResult<()> {
+        let state = self.connected()?;
+        let result = if req.statements.is_empty() {
+            state.default_delete(req.username).await
+        } else if !state.role_exists(req.username).await? {
+            // Revocation must be idempotent; custom statements often are not.
+            Ok(())
+        } else {
+            let vars = [("name", req.username), ("username", req.username)];
+            let queries: Vec<String> = expand(req.statements, Dialect::Postgres)
+                .iter()
+                .map(|query| render(query, &vars))
+                .collect();
+            state.run_statements(&queries).await
+        };
+        result.map_err(|err| err.redact(&[&state.root_password]))
+    }
+
+    async fn close(&self) {
+        let previous = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(previous) = previous {
+            previous.pool.close();
+        }
+    }
+}
+
+/// Exponential backoff with full jitter, capped at about a second.
+fn backoff(attempt: u32) -> Duration {
+    let cap_ms = (10u64 << attempt.min(7)).min(1000);
+    let mut byte = [0u8; 2];
+    // A failing random source only loses the jitter.
+    let _ = aws_lc_rs::rand::fill(&mut byte);
+    let jitter = u64::from(u16::from_le_bytes(byte)) % (cap_ms + 1);
+    Duration::from_millis(jitter.max(1))
+}
+
+/// libpq's TLS parameters, which tokio-postgres does not all understand, taken out of the
+/// connection string.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct TlsParams {
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+    sslcert: Option<String>,
+    sslkey: Option<String>,
+}
+
+const TLS_KEYS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+impl TlsParams {
+    fn set(&mut self, key: &str, value: String) {
+        match key {
+            "sslmode" => self.sslmode = Some(value),
+            "sslrootcert" => self.sslrootcert = Some(value),
+            "sslcert" => self.sslcert = Some(value),
+            _ => self.sslkey = Some(value),
+        }
+    }
+}
+
+/// Splits the TLS parameters out of a URL (`postgres://…?sslmode=…`) or key/value
+/// (`host=… sslmode=…`) connection string.
+fn take_tls_params(conn_str: &str) -> (String, TlsParams) {
+    let mut params = TlsParams::default();
+    if conn_str.starts_with("postgres://") || conn_str.starts_with("postgresql://") {
+        let Some((base, query)) = conn_str.split_once('?') else {
+            return (conn_str.to_owned(), params);
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if TLS_KEYS.contains(&key) {
+                let value = percent_encoding::percent_decode_str(value)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                params.set(key, value);
+            } else {
+                kept.push(pair);
+            }
+        }
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        return (rest, params);
+    }
+    let mut kept = Vec::new();
+    for (key, raw, value) in key_value_pairs(conn_str) {
+        if TLS_KEYS.contains(&key.as_str()) {
+            params.set(&key, value);
+        } else {
+            kept.push(raw);
+        }
+    }
+    (kept.join(" "), params)
+}
+
+/// The `key=value` pairs of a libpq connection string, each with its original text.
+fn key_value_pairs(text: &str) -> Vec<(String, String, String)> {
+    let mut pairs = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return pairs;
+        }
+        let mut raw = String::new();
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            raw.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'=') {
+            chars.next();
+            raw.push('=');
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            if chars.peek() == Some(&'\'') {
+                raw.push('\'');
+                chars.next();
+                while let Some(c) = chars.next() {
+                    raw.push(c);
+                    match c {
+                        '\\' => {
+                            if let Some(escaped) = chars.next() {
+                                raw.push(escaped);
+                                value.push(escaped);
+                            }
+                        }
+                        '\'' => break,
+                        other => value.push(other),
+                    }
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() {
+                        break;
+                    }
+                    value.push(c);
+                    raw.push(c);
+                    chars.next();
+                }
+            }
+        }
+        pairs.push((key, raw, value));
+    }
+}
+
+/// Reads a libpq file parameter, or a PEM value from the connection details.
+async fn pem_source(inline: Option<String>, path: Option<&String>) -> DbResult<Option<String>> {
+    if let Some(pem) = inline.filter(|pem| !pem.trim().is_empty()) {
+        return Ok(Some(pem));
+    }
+    match path {
+        None => Ok(None),
+        Some(path) => tokio::fs::read_to_string(path)
+            .await
+            .map(Some)
+            .map_err(|err| DbError::Config(format!("cannot read {path:?}: {err}"))),
+    }
+}
+
+/// Parses the connection details into a ready (not yet connected) pool.
+async fn connect_settings(config: &Map<String, Value>) -> DbResult<Connected> {
+    let template = setting(config, "connection_url")
+        .filter(|url| !url.is_empty())
+        .ok_or_else(|| DbError::Config("connection_url cannot be empty".to_owned()))?;
+    let username = setting(config, "username").unwrap_or_default();
+    let password = setting(config, "password").unwrap_or_default();
+    let escape = !bool_setting(config, "disable_escaping")?;
+    let encode = |value: &str| {
+        if escape {
+            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        } else {
+            value.to_owned()
+        }
+    };
+    let conn_str = render(
+        &template,
+        &[
+            ("username", &encode(&username)),
+            ("name", &encode(&username)),
+            ("password", &encode(&password)),
+        ],
+    );
+    let (conn_str, tls_params) = take_tls_params(&conn_str);
+    let mut pg_config = tokio_postgres::Config::from_str(&conn_str)
+        .map_err(|err| DbError::Config(format!("invalid connection_url: {err}")))?;
+    if pg_config.get_connect_timeout().is_none() {
+        pg_config.connect_timeout(Duration::from_secs(10));
+    }
+    pg_config.application_name("mayfly");
+
+    let password_auth = match setting(config, "password_authentication").as_deref() {
+        None | Some("") | Some("password") => PasswordAuth::Password,
+        Some("scram-sha-256") => PasswordAuth::ScramSha256,
+        Some(other) => {
+            return Err(DbError::Config(format!(
+                "'{other}' is not a valid password authentication type"
+            )));
+        }
+    };
+
+    let ca_pem = pem_source(setting(config, "tls_ca"), tls_params.sslrootcert.as_ref()).await?;
+    let client_cert = pem_source(
+        setting(config, "tls_certificate"),
+        tls_params.sslcert.as_ref(),
+    )
+    .await?;
+    let client_key = pem_source(setting(config, "private_key"), tls_params.sslkey.as_ref()).await?;
+    let mode = tls_params.sslmode.as_deref().unwrap_or("prefer");
+    let (ssl_mode, verify) = match mode {
+        "disable" => (SslMode::Disable, None),
+        "allow" | "prefer" => (SslMode::Prefer, Some(Verify::Nothing)),
+        // libpq verifies the chain under `require` when a root certificate is given.
+        "require" if ca_pem.is_some() => (SslMode::Require, Some(Verify::Chain)),
+        "require" => (SslMode::Require, Some(Verify::Nothing)),
+        "verify-ca" => (SslMode::Require, Some(Verify::Chain)),
+        "verify-full" => (SslMode::Require, Some(Verify::Full)),
+        other => return Err(DbError::Config(format!("invalid sslmode {other:?}"))),
+    };
+    pg_config.ssl_mode(ssl_mode);
+    let tls = match verify {
+        None => None,
+        Some(verify) => Some(tokio_postgres_rustls::MakeRustlsConnect::new(
+            client_config(&TlsSettings {
+                verify,
+                ca_pem,
+                client_cert_pem: client_cert,
+                client_key_pem: client_key,
+            })?,
+        )),
+    };
+    let settings = PoolSettings::from_config(config)?;
+    Ok(Connected {
+        pool: Pool::new(
+            PgConnector {
+                config: pg_config,
+                tls,
+            },
+            settings,
+        ),
+        password_auth,
+        root_password: password,
+    })
+}
+
+/// A SCRAM-SHA-256 verifier in PostgreSQL's stored format
+/// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, RFC 5802/7677).
+pub fn scram_sha256_verifier(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    // Without randomness there is nothing safe to produce; this only fails if the OS does.
+    aws_lc_rs::rand::fill(&mut salt).unwrap_or_else(|_| panic!("system random generator failed"));
+    scram_with_salt(password, &salt, 4096)
+}
+
+fn scram_with_salt(password: &str, salt: &[u8], iterations: u32) -> String {
+    use aws_lc_rs::{digest, hmac, pbkdf2};
+    let mut salted = [0u8; 32];
+    let rounds = std::num::NonZeroU32::new(iterations).unwrap_or(std::num::NonZeroU32::MIN);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        salt,
+        password.as_bytes(),
+        &mut salted,
+    );
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
+    let client_key = hmac::sign(&key, b"Client Key");
+    let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
+    let server_key = hmac::sign(&key, b"Server Key");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    format!(
+        "SCRAM-SHA-256${iterations}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored_key.as_ref()),
+        b64.encode(server_key.as_ref())
+    )
+}
+
+/// Whether `password` matches a stored SCRAM-SHA-256 verifier (e.g. `pg_authid.rolpassword`).
+pub fn scram_matches(verifier: &str, password: &str) -> bool {
+    let parse = || -> Option<(u32, Vec<u8>)> {
+        let rest = verifier.strip_prefix("SCRAM-SHA-256$")?;
+        let (iterations, rest) = rest.split_once(':')?;
+        let (salt, _) = rest.split_once('$')?;
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode(salt)
+            .ok()?;
+        Some((iterations.parse().ok()?, salt))
+    };
+    match parse() {
+        Some((iterations, salt)) => scram_with_salt(password, &salt, iterations) == verifier,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_parameters_are_taken_from_urls_and_key_value_strings() {
+        let (rest, params) = take_tls_params(
+            "postgresql://u:p@127.0.0.1:5432/db?sslmode=verify-full&connect_timeout=5&sslrootcert=%2Ftmp%2Fca.pem",
+        );
+        assert_eq!(rest, "postgresql://u:p@127.0.0.1:5432/db?connect_timeout=5");
+        assert_eq!(params.sslmode.as_deref(), Some("verify-full"));
+        assert_eq!(params.sslrootcert.as_deref(), Some("/tmp/ca.pem"));
+
+        let (rest, params) =
+            take_tls_params("host=127.0.0.1 user=postgres password='a b\\'c' sslmode=require");
+        assert_eq!(rest, "host=127.0.0.1 user=postgres password='a b\\'c'");
+        assert_eq!(params.sslmode.as_deref(), Some("require"));
+        assert!(tokio_postgres::Config::from_str(&rest).is_ok());
+    }
+
+    #[test]
+    fn scram_verifiers_round_trip() {
+        let verifier = scram_sha256_verifier("pencil");
+        assert!(verifier.starts_with("SCRAM-SHA-256$4096:"));
+        assert!(scram_matches(&verifier, "pencil"));
+        assert!(!scram_matches(&verifier, "pencil2"));
+    }
+
+    #[test]
+    fn backoff_stays_small() {
+        for attempt in 0..20 {
+            assert!(backoff(attempt) <= Duration::from_millis(1000));
+        }
+    }
+}
