@@ -21,7 +21,7 @@ pub mod ttl;
 pub use crate::error::{Error, Result};
 pub use crate::logical::{
     Auth, LogicalBackend, MountContext, MountTtls, Operation, RawResponse, Request, Response,
-    SecretLease, WrapInfo,
+    SecretLease, StorageChange, WrapInfo,
 };
 pub use crate::storage::{Storage, StorageExt};
 pub use crate::system::SystemView;

@@ -170,6 +170,27 @@ pub struct SecretLease {
     pub secret_type: String,
     /// Kept encrypted in the lease; handed back on renewal and revocation.
     pub internal_data: Map<String, Value>,
+    /// Writes to the mount's own storage that the core commits in the same transaction as
+    /// the lease, so an engine's record of the secret and the lease exist together or not at
+    /// all (the database engine marks its creation intent issued this way).
+    pub commit_with_lease: Vec<StorageChange>,
+}
+
+/// One write to a mount's storage, applied by the core with a lease.
+#[derive(Clone, PartialEq)]
+pub enum StorageChange {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+impl fmt::Debug for StorageChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values can hold credentials: only keys are shown.
+        match self {
+            StorageChange::Put { key, .. } => f.debug_struct("Put").field("key", key).finish(),
+            StorageChange::Delete { key } => f.debug_struct("Delete").field("key", key).finish(),
+        }
+    }
 }
 
 impl fmt::Debug for SecretLease {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use mayfly_sdk::{
-    Error, Operation, Request, Result, SecretLease,
+    Error, Operation, Request, Result, SecretLease, StorageChange,
     ttl::{TtlRequest, calculate_ttl},
 };
 
@@ -128,8 +128,15 @@ impl Core {
             last_error: None,
             irrevocable: false,
         };
+        let mut txn = Txn::new();
+        for change in std::mem::take(&mut secret.commit_with_lease) {
+            match change {
+                StorageChange::Put { key, value } => txn.put(&route.storage, &key, value)?,
+                StorageChange::Delete { key } => txn.delete(&route.storage, &key)?,
+            }
+        }
         expiration
-            .register(&entry, Txn::new(), current_admission().as_ref())
+            .register(&entry, txn, current_admission().as_ref())
             .await?;
         secret.lease_id = lease_id;
         secret.ttl = decision.ttl;

@@ -52,6 +52,12 @@ impl Core {
         req.mount_ttls = route.entry.ttls(self.system_ttls());
         req.storage = Some(route.storage.clone());
         req.client_token_hash = entry.token_hash.clone();
+        // Engines that act on the new lifetime (a database's VALID UNTIL) need the increment
+        // the client asked for.
+        if !increment.is_zero() {
+            req.data
+                .insert("increment".to_owned(), increment.as_secs().into());
+        }
         let secret = Self::secret_of(&entry);
         let mut response = route
             .backend

@@ -236,6 +236,7 @@ impl Core {
             renewable: entry.renewable,
             secret_type: entry.secret_type.clone(),
             internal_data: entry.internal_data.clone(),
+            commit_with_lease: Vec::new(),
         }
     }
 

@@ -148,6 +148,7 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         revocation_statements: role.revocation_statements.clone(),
         created_at: unix_now(),
         expires_at: 0,
+        boot: state.boot_id.clone(),
     };
     state.in_flight().insert(record.id.clone());
     let _in_flight = InFlight {
@@ -180,16 +181,11 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         return Err(plugin_error("failed to create user", err));
     }
 
+    // The issued record commits with the lease; until then the intent stays pending, and a
+    // crash before the lease exists leaves a user that reconciliation drops.
     record.state = IntentState::Issued;
     record.expires_at = unix_now() + decision.ttl.as_secs();
-    if let Err(err) = intent::put(storage.as_ref(), &record).await {
-        // Without the record the user could outlive a lost lease; better to fail now.
-        if let Err(cleanup) = intent::drop_user(&state, storage.as_ref(), &record).await {
-            tracing::warn!(db = %record.db_name, role = %name, error = %cleanup,
-                "Could not drop a user whose record failed to save.");
-        }
-        return Err(err);
-    }
+    let issued = intent::issued_change(&record)?;
 
     let mut data = Map::new();
     data.insert("username".to_owned(), Value::String(username.clone()));
@@ -214,6 +210,7 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
             renewable: true,
             secret_type: SECRET_CREDS.to_owned(),
             internal_data,
+            commit_with_lease: vec![issued],
         }),
         warnings: decision.warnings,
         ..Response::default()

@@ -3,22 +3,20 @@
 //!
 //! A credential goes through two states. `Pending` is written before the plugin runs the
 //! creation statements; if the process dies there, the user may exist with no lease and no
-//! client that knows its password, and reconciliation drops it. `Issued` is written once the
-//! user exists, just before the response (and so the lease) leaves the engine, with the
-//! credential's expiry; renewals move the expiry forward and revocation removes the record.
-//! Reconciliation also drops any issued user whose expiry passed a grace period ago without
-//! a revocation, so a credential is revoked at its expiry even if its lease was lost.
-//!
-//! What this cannot see: a crash after `Issued` is written and before the core stores the
-//! lease leaves a user without a lease until its expiry, when it is dropped. Dropping it at
-//! once needs the core to confirm, after storing a lease, that the credential is covered.
+//! client that knows its password, and reconciliation drops it. `Issued` is written by the
+//! core in the same storage transaction as the lease (`SecretLease::commit_with_lease`), so a
+//! user is either covered by a lease or still pending: there is no moment where a crash
+//! leaves a user that no lease covers and reconciliation would keep. Renewals move the
+//! recorded expiry forward and revocation removes the record. Reconciliation also drops any
+//! issued user whose expiry passed a grace period ago without a revocation (a lease removed
+//! by `revoke-force`, say), so nothing outlives its expiry by much.
 
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use mayfly_sdk::{Result, Storage, StorageExt};
+use mayfly_sdk::{Result, Storage, StorageChange, StorageExt};
 use serde::{Deserialize, Serialize};
 
 use crate::{plugin::DeleteUserRequest, state::Database};
@@ -48,6 +46,9 @@ pub(crate) struct Intent {
     pub created_at: u64,
     /// Unix seconds; for issued credentials, when the lease ends.
     pub expires_at: u64,
+    /// The engine's boot (see `Database::boot_id`) that wrote a pending intent.
+    #[serde(default)]
+    pub boot: String,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -59,6 +60,16 @@ pub(crate) fn unix_now() -> u64 {
 
 pub(crate) fn key(id: &str) -> String {
     format!("{INTENT_PREFIX}{id}")
+}
+
+/// The issued record, for the core to commit with the lease.
+pub(crate) fn issued_change(intent: &Intent) -> Result<StorageChange> {
+    let value = serde_json::to_vec(intent)
+        .map_err(|err| mayfly_sdk::Error::internal(format!("cannot encode an intent: {err}")))?;
+    Ok(StorageChange::Put {
+        key: key(&intent.id),
+        value,
+    })
 }
 
 pub(crate) async fn put(storage: &dyn Storage, intent: &Intent) -> Result<()> {
@@ -112,6 +123,10 @@ pub struct ReconcileReport {
     pub failed: usize,
 }
 
+/// A pending intent of this boot older than this belongs to a request that is not coming
+/// back (its lease would have committed long ago).
+const PENDING_STUCK: Duration = Duration::from_secs(120);
+
 /// One pass over the intents: drops every user that no live request is creating and that
 /// either never reached a client or outlived its expiry by `grace`.
 pub(crate) async fn reconcile(
@@ -129,7 +144,11 @@ pub(crate) async fn reconcile(
             continue;
         };
         let due = match intent.state {
-            IntentState::Pending => true,
+            // A request of this boot may have returned with its lease not yet committed.
+            IntentState::Pending => {
+                intent.boot != state.boot_id
+                    || intent.created_at.saturating_add(PENDING_STUCK.as_secs()) <= now
+            }
             IntentState::Issued => intent.expires_at.saturating_add(grace.as_secs()) <= now,
         };
         if !due {

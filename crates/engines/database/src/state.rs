@@ -98,6 +98,9 @@ pub struct Database {
     pub(crate) mount: Mutex<Option<MountContext>>,
     /// Intents whose creation is running in this process, so reconciliation leaves them be.
     pub(crate) in_flight: Mutex<HashSet<String>>,
+    /// Names this process's life of the mount: a pending intent written under another boot
+    /// belongs to a request that died with its process.
+    pub(crate) boot_id: String,
     pub(crate) shutdown: Notify,
     pub(crate) shut_down: std::sync::atomic::AtomicBool,
     pub(crate) settings: crate::Settings,
@@ -112,6 +115,7 @@ impl Database {
             connections: tokio::sync::Mutex::new(HashMap::new()),
             mount: Mutex::new(None),
             in_flight: Mutex::new(HashSet::new()),
+            boot_id: uuid::Uuid::new_v4().to_string(),
             shutdown: Notify::new(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
             settings,

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use mayfly_sdk::{
     Error, LogicalBackend, MountContext, MountTtls, Operation, Request, Response, SecretLease,
-    Storage, StorageExt,
+    Storage, StorageChange, StorageExt,
     system::StaticSystemView,
     testing::{MemoryStorage, request},
 };
@@ -136,7 +136,8 @@ impl Mount {
         Value::Object(response.data.unwrap_or_default())
     }
 
-    /// Reads credentials; returns the data and the lease.
+    /// Reads credentials; returns the data and the lease. Commits the writes the engine asked
+    /// to go with the lease, as the core does when it registers it.
     async fn creds(&self, role: &str) -> (String, String, SecretLease) {
         let response = self
             .call(Operation::Read, &format!("creds/{role}"), json!({}))
@@ -144,10 +145,17 @@ impl Mount {
             .unwrap_or_else(|err| panic!("creds/{role}: {err}"))
             .expect("credentials");
         let data = response.data.expect("data");
+        let mut secret = response.secret.expect("a lease");
+        for change in std::mem::take(&mut secret.commit_with_lease) {
+            match change {
+                StorageChange::Put { key, value } => self.storage.put(&key, &value).await.unwrap(),
+                StorageChange::Delete { key } => self.storage.delete(&key).await.unwrap(),
+            }
+        }
         (
             data["username"].as_str().unwrap().to_owned(),
             data["password"].as_str().unwrap().to_owned(),
-            response.secret.expect("a lease"),
+            secret,
         )
     }
 
@@ -609,6 +617,7 @@ async fn reconciliation_drops_users_no_lease_covers() {
                 revocation_statements: Vec::new(),
                 created_at: unix_now(),
                 expires_at,
+                boot: String::new(),
             }
         };
         // A crash after the user was created and before the response: pending.

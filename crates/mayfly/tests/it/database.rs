@@ -140,11 +140,164 @@ async fn postgres_credentials_over_http() {
             (400, vec!["unknown role: nope".to_owned()])
         );
         ok(&server, "POST", "database/reset/pg", &token, json!({})).await;
-        // No lease manager revokes it yet in this test: drop it the way its lease would.
+
+        // The credential has a lease under the role's path; renewing it moves VALID UNTIL.
+        let lease_id = body["lease_id"].as_str().unwrap().to_owned();
+        assert!(
+            lease_id.starts_with("database/creds/readonly/"),
+            "{lease_id}"
+        );
+        let looked = ok(
+            &server,
+            "PUT",
+            "sys/leases/lookup",
+            &token,
+            json!({"lease_id": lease_id}),
+        )
+        .await
+        .json();
+        assert_eq!(looked["data"]["renewable"], true);
+        let before = db.expiration(&username).await.expect("VALID UNTIL");
+        let renewed = ok(
+            &server,
+            "PUT",
+            "sys/leases/renew",
+            &token,
+            json!({"lease_id": lease_id, "increment": "20h"}),
+        )
+        .await
+        .json();
+        assert_eq!(renewed["lease_id"], lease_id);
+        assert_eq!(renewed["lease_duration"], 20 * 3600);
+        let after = db.expiration(&username).await.expect("VALID UNTIL");
+        assert!(
+            after >= before + Duration::from_secs(18 * 3600),
+            "VALID UNTIL moved forward: {before:?} -> {after:?}"
+        );
+
+        // Revoking the lease drops the user: it can no longer log in, and no role remains.
+        ok(
+            &server,
+            "PUT",
+            "sys/leases/revoke",
+            &token,
+            json!({"lease_id": lease_id}),
+        )
+        .await;
+        assert!(!db.password_works(&username, &password).await);
+        assert!(!db.user_exists(&username).await);
+        let gone = server
+            .put(
+                "sys/leases/lookup",
+                Some(&token),
+                &json!({"lease_id": lease_id}),
+            )
+            .await;
+        assert_eq!(gone.status, 400, "{}", gone.body);
+    })
+    .await;
+}
+
+/// The seed's commands through the CLI: enable, configure, a role with the seed's grant,
+/// read creds, renew, revoke by prefix, rotate the root password.
+#[tokio::test]
+async fn seed_cli_commands_issue_renew_revoke_and_rotate() {
+    with_db(TestPostgres::start().await, |db| async move {
+        let server = Server::file().await;
+        let token = server.init_unsealed(1, 1).await.root_token;
+        let root_user = unique("seedroot");
+        let root_password = "seed-root-initial-pw";
         db.client
             .batch_execute(&format!(
-                "DROP OWNED BY \"{username}\"; DROP ROLE \"{username}\""
+                "CREATE ROLE \"{root_user}\" WITH LOGIN SUPERUSER PASSWORD '{root_password}'"
             ))
+            .await
+            .unwrap();
+        let cli = |args: Vec<String>| {
+            let server = &server;
+            let token = token.clone();
+            async move {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = server.cli(Some(&token), &args).await;
+                assert_eq!(out.code, 0, "mayfly {args:?}: {}{}", out.stdout, out.stderr);
+                out.stdout
+            }
+        };
+        let words = |text: &str| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        cli(words("secrets enable database")).await;
+        let url = format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@{}:{}/{}?sslmode=disable",
+            db.host, db.port, db.database
+        );
+        cli(vec![
+            "write".into(),
+            "database/config/myapp".into(),
+            "plugin_name=postgresql-database-plugin".into(),
+            "allowed_roles=myapp-read,myapp-write".into(),
+            url,
+            format!("username={root_user}"),
+            format!("password={root_password}"),
+        ])
+        .await;
+        cli(vec![
+            "write".into(),
+            "database/roles/myapp-read".into(),
+            "db_name=myapp".into(),
+            format!("creation_statements={SEED_CREATION}"),
+            "default_ttl=1h".into(),
+            "max_ttl=24h".into(),
+        ])
+        .await;
+        let table = cli(words("read database/creds/myapp-read")).await;
+        for field in [
+            "lease_id",
+            "lease_duration",
+            "lease_renewable",
+            "password",
+            "username",
+        ] {
+            assert!(table.contains(field), "{field} in\n{table}");
+        }
+        let value = |name: &str| {
+            table
+                .lines()
+                .find_map(|line| {
+                    let mut parts = line.split_whitespace();
+                    (parts.next() == Some(name)).then(|| parts.next().unwrap_or("").to_owned())
+                })
+                .unwrap_or_else(|| panic!("no {name} in\n{table}"))
+        };
+        let (lease_id, username, password) = (value("lease_id"), value("username"), value("password"));
+        assert_eq!(value("lease_duration"), "1h");
+        assert!(db.password_works(&username, &password).await);
+
+        let renewed = cli(vec!["lease".into(), "renew".into(), lease_id.clone()]).await;
+        assert!(renewed.contains(&lease_id), "{renewed}");
+        // Without -sync the CLI queues the revocation, as Vault's does.
+        cli(words("lease revoke -prefix database/creds/myapp-read")).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while db.user_exists(&username).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "revoke -prefix did not drop the user"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        cli(words("write -force database/rotate-root/myapp")).await;
+        assert!(
+            !db.password_works(&root_user, root_password).await,
+            "the old root password no longer works"
+        );
+        // The rotated password is in use: new credentials still come out.
+        let again = cli(words("read -format=json database/creds/myapp-read")).await;
+        let again: Value = serde_json::from_str(&again).unwrap();
+        let user = again["data"]["username"].as_str().unwrap().to_owned();
+        assert!(db.user_exists(&user).await);
+        cli(words("lease revoke -sync -prefix database/creds/myapp-read")).await;
+        assert!(!db.user_exists(&user).await, "a synchronous revoke -prefix is done on return");
+        db.client
+            .batch_execute(&format!("DROP ROLE \"{root_user}\""))
             .await
             .unwrap();
     })
@@ -395,9 +548,35 @@ async fn password_policies_shape_generated_passwords() {
     .await;
 }
 
-/// `kill -9` while 32 clients request credentials, ten times. After each restart no database
-/// user may remain that no client could hold: users whose creation was cut short are dropped
-/// at startup, and every credential a client received is dropped at its expiry.
+/// Users and leases under a role, as a pair, to compare.
+async fn users_and_leases(
+    server: &Server,
+    token: &str,
+    db: &TestPostgres,
+    prefix: &str,
+    role: &str,
+) -> (usize, usize) {
+    let users = db.roles_like(prefix).await.len();
+    let listed = server
+        .request(
+            "LIST",
+            &format!("sys/leases/lookup/database/creds/{role}/"),
+            Some(token),
+            None,
+        )
+        .await;
+    let leases = match listed.status {
+        404 => 0,
+        200 => listed.json()["data"]["keys"].as_array().map_or(0, Vec::len),
+        other => panic!("listing leases: {other} {}", listed.body),
+    };
+    (users, leases)
+}
+
+/// `kill -9` while 32 clients request credentials, ten times. After each restart every user
+/// in the database is covered by a lease (users whose creation was cut short are dropped at
+/// startup), every credential a client received is still there, and every one is revoked at
+/// its expiry.
 #[tokio::test]
 async fn kill_9_during_concurrent_issuance_leaves_no_unowned_users() {
     with_db(TestPostgres::start().await, |db| async move {
@@ -421,7 +600,7 @@ async fn kill_9_during_concurrent_issuance_leaves_no_unowned_users() {
             &format!("database/roles/{role}"),
             &token,
             json!({"db_name": "pg", "creation_statements": SEED_CREATION,
-                   "default_ttl": "2s", "max_ttl": "2s"}),
+                   "default_ttl": "6s", "max_ttl": "6s"}),
         )
         .await;
         let mut received_total = 0usize;
@@ -433,7 +612,12 @@ async fn kill_9_during_concurrent_issuance_leaves_no_unowned_users() {
                 let url = url.clone();
                 let token = token.clone();
                 clients.push(tokio::spawn(async move {
-                    let resp = http.get(url).header("X-Vault-Token", token).send().await.ok()?;
+                    let resp = http
+                        .get(url)
+                        .header("X-Vault-Token", token)
+                        .send()
+                        .await
+                        .ok()?;
                     let body: Value = resp.json().await.ok()?;
                     body["data"]["username"].as_str().map(str::to_owned)
                 }));
@@ -449,30 +633,180 @@ async fn kill_9_during_concurrent_issuance_leaves_no_unowned_users() {
             }
             received_total += received.len();
             let at_kill = db.roles_like(&prefix).await;
-            let unheld = at_kill.iter().filter(|u| !received.contains(*u)).count();
             println!(
-                "round {round}: {} users at the kill, {} received by clients, {unheld} held by none",
+                "round {round}: {} users at the kill, {} received by clients",
                 at_kill.len(),
                 received.len()
             );
             server.restart().await;
             server.unseal(&keys).await;
-            // Pending users go at startup; issued ones at their 2 s expiry plus 1 s grace.
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            // Users no lease covers go at startup: soon users and leases are the same set
+            // size, well before the 6 s credentials expire.
+            let deadline = std::time::Instant::now() + Duration::from_secs(4);
             loop {
-                let left = db.roles_like(&prefix).await;
-                if left.is_empty() {
+                let (users, leases) = users_and_leases(&server, &token, &db, &prefix, &role).await;
+                if users == leases {
                     break;
                 }
                 assert!(
                     std::time::Instant::now() < deadline,
-                    "round {round}: users left that no client holds or that outlived their \
-                     expiry: {left:?} (received {received:?})"
+                    "round {round}: {users} users but {leases} leases after the restart"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let present: HashSet<String> = db.roles_like(&prefix).await.into_iter().collect();
+            assert!(
+                received.is_subset(&present),
+                "round {round}: a credential a client holds was dropped before its expiry: \
+                 {:?}",
+                received.difference(&present).collect::<Vec<_>>()
+            );
+            // Every credential goes at its expiry, by its lease.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let (users, leases) = users_and_leases(&server, &token, &db, &prefix, &role).await;
+                if users == 0 && leases == 0 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: {users} users and {leases} leases outlived their expiry"
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
         println!("{received_total} credentials received across 10 killed rounds");
+        assert!(
+            received_total > 0,
+            "some requests finished before the kills"
+        );
+    })
+    .await;
+}
+
+/// A TCP relay to the real PostgreSQL that the test can cut and restore, to play a database
+/// outage without touching the shared server.
+struct Relay {
+    port: u16,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut relay = Relay {
+            port,
+            target,
+            task: None,
+        };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let target = self.target.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes the listener and every relayed connection (the JoinSet aborts them on drop).
+    fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(err) if std::time::Instant::now() < deadline => {
+                    let _ = err;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => panic!("rebinding the relay: {err}"),
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+/// The database is down when a credential expires: its lease keeps retrying with backoff,
+/// the user is not forgotten, and it is dropped once the database is back.
+#[tokio::test]
+async fn an_outage_at_expiry_is_retried_until_the_database_returns() {
+    with_db(TestPostgres::start().await, |db| async move {
+        let (server, token, _) = server_with_engine(json!({})).await;
+        ok(
+            &server,
+            "POST",
+            "sys/mounts/database/tune",
+            &token,
+            json!({"lease_revoke_initial_backoff": 1, "lease_revoke_max_attempts": 30}),
+        )
+        .await;
+        let mut relay = Relay::start(format!("{}:{}", db.host, db.port)).await;
+        ok(
+            &server,
+            "POST",
+            "database/config/pg",
+            &token,
+            json!({"plugin_name": "postgresql-database-plugin",
+                   "connection_url": format!(
+                       "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/{}?sslmode=disable&connect_timeout=2",
+                       relay.port, db.database),
+                   "username": "postgres", "allowed_roles": "*"}),
+        )
+        .await;
+        ok(
+            &server,
+            "POST",
+            "database/roles/short",
+            &token,
+            json!({"db_name": "pg", "creation_statements": SEED_CREATION,
+                   "default_ttl": "2s", "max_ttl": "2s"}),
+        )
+        .await;
+        let creds = ok(&server, "GET", "database/creds/short", &token, json!({})).await.json();
+        let username = creds["data"]["username"].as_str().unwrap().to_owned();
+        let lease_id = creds["lease_id"].as_str().unwrap().to_owned();
+        assert!(db.user_exists(&username).await);
+
+        relay.cut();
+        // Well past the expiry, with the database unreachable: the lease and the user remain.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let lease = server
+            .put("sys/leases/lookup", Some(&token), &json!({"lease_id": lease_id}))
+            .await;
+        assert_eq!(lease.status, 200, "the lease is kept for retries: {}", lease.body);
+        assert!(db.user_exists(&username).await, "the user waits for the database");
+
+        relay.restore().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while db.user_exists(&username).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the user was not dropped after the database came back"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let lease = server
+            .put("sys/leases/lookup", Some(&token), &json!({"lease_id": lease_id}))
+            .await;
+        assert_eq!(lease.status, 400, "the lease is gone: {}", lease.body);
+        relay.cut();
     })
     .await;
 }
