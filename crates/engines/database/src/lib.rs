@@ -18,6 +18,7 @@ pub mod plugin;
 mod pool;
 mod role;
 mod rotate_root;
+mod schedule;
 mod state;
 pub mod statements;
 mod static_role;

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::{
     intent::unix_now,
     plugin::{UpdateUserRequest, UserChange},
+    schedule::Schedule,
     sorted,
     state::{Database, ROLE_PREFIX, STATIC_ROLE_PREFIX, missing_connection, plugin_error},
     statements,
@@ -32,6 +33,8 @@ const WAL_PREFIX: &str = "wal/static/";
 pub(crate) const MIN_ROTATION_PERIOD: Duration = Duration::from_secs(5);
 /// A failed rotation is tried again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Vault's shortest `rotation_window`.
+const MIN_ROTATION_WINDOW: Duration = Duration::from_secs(3600);
 
 /// A static role, stored at `static-role/<name>`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -41,8 +44,15 @@ pub(crate) struct StaticRole {
     /// The current password; only ever returned by `static-creds`.
     #[serde(default)]
     pub password: String,
-    /// Seconds.
+    /// Seconds; zero when the role rotates on `rotation_schedule`.
     pub rotation_period: u64,
+    /// Cron schedule (UTC); empty when the role rotates on `rotation_period`.
+    #[serde(default)]
+    pub rotation_schedule: String,
+    /// Seconds after a scheduled time during which the rotation may still run; zero: any
+    /// time until the next scheduled time.
+    #[serde(default)]
+    pub rotation_window: u64,
     #[serde(default)]
     pub rotation_statements: Vec<String>,
     #[serde(default = "password_type")]
@@ -83,17 +93,64 @@ impl StaticRole {
             .map(|(secs, nanos)| SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
     }
 
-    fn next_rotation(&self) -> SystemTime {
-        self.last_rotation().unwrap_or(SystemTime::UNIX_EPOCH)
-            + Duration::from_secs(self.rotation_period)
+    fn schedule(&self) -> Option<Schedule> {
+        if self.rotation_schedule.is_empty() {
+            return None;
+        }
+        Schedule::parse(&self.rotation_schedule).ok()
+    }
+
+    /// Whether a rotation is due at `now`: the period has passed since the last one, or a
+    /// scheduled time passed since the last one and its window (if any) is still open.
+    fn is_due(&self, now: SystemTime) -> bool {
+        let last = self.last_rotation().unwrap_or(SystemTime::UNIX_EPOCH);
+        match self.schedule() {
+            None => last + Duration::from_secs(self.rotation_period) <= now,
+            Some(schedule) => {
+                let Some(scheduled) = schedule.last_at_or_before(to_offset(now)) else {
+                    return false;
+                };
+                let scheduled = SystemTime::from(scheduled);
+                scheduled > last
+                    && (self.rotation_window == 0
+                        || now < scheduled + Duration::from_secs(self.rotation_window))
+            }
+        }
+    }
+
+    /// When the next rotation will happen, as far as it can be known now.
+    fn next_rotation(&self, now: SystemTime) -> SystemTime {
+        match self.schedule() {
+            None => {
+                self.last_rotation().unwrap_or(SystemTime::UNIX_EPOCH)
+                    + Duration::from_secs(self.rotation_period)
+            }
+            Some(schedule) => schedule
+                .next_after(to_offset(now))
+                .map_or(now, SystemTime::from),
+        }
     }
 
     /// Seconds until the next rotation, never negative.
     fn ttl(&self) -> u64 {
-        self.next_rotation()
-            .duration_since(SystemTime::now())
+        let now = SystemTime::now();
+        self.next_rotation(now)
+            .duration_since(now)
             .map(|d| d.as_secs_f64().round() as u64)
             .unwrap_or(0)
+    }
+
+    /// The rotation fields of `read` and `static-creds`: the period, or the schedule and
+    /// window, whichever the role uses.
+    fn rotation_fields(&self, data: &mut Value) {
+        if self.rotation_schedule.is_empty() {
+            data["rotation_period"] = json!(self.rotation_period);
+        } else {
+            data["rotation_schedule"] = json!(self.rotation_schedule);
+            if self.rotation_window != 0 {
+                data["rotation_window"] = json!(self.rotation_window);
+            }
+        }
     }
 
     fn rotated_at_rfc3339(&self) -> Option<String> {
@@ -138,6 +195,17 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
                 "rotation_period",
                 FieldKind::Duration,
                 "Period for automatic credential rotation of the given username.",
+            ))
+            .field(Field::new(
+                "rotation_schedule",
+                FieldKind::String,
+                "Schedule for automatic rotation, in cron format (UTC).",
+            ))
+            .field(Field::new(
+                "rotation_window",
+                FieldKind::Duration,
+                "How long after a scheduled time the rotation may still happen (with \
+                 rotation_schedule).",
             ))
             .field(Field::new(
                 "rotation_statements",
@@ -212,9 +280,9 @@ async fn read(_: Arc<Database>, req: Request, fields: FieldData) -> Result<Optio
         "db_name": role.db_name,
         "username": role.username,
         "rotation_statements": role.rotation_statements,
-        "rotation_period": role.rotation_period,
         "credential_type": role.credential_type,
     });
+    role.rotation_fields(&mut data);
     if let Some(at) = role.rotated_at_rfc3339() {
         data["last_vault_rotation"] = Value::String(at);
     }
@@ -258,23 +326,7 @@ async fn write(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
     } else if fields.is_set("username") && username != role.username {
         return Err(Error::invalid("cannot update static account username"));
     }
-    match fields.duration("rotation_period") {
-        Some(period) if fields.is_set("rotation_period") => {
-            if period < MIN_ROTATION_PERIOD {
-                return Err(Error::invalid(format!(
-                    "rotation_period must be {} seconds or more",
-                    MIN_ROTATION_PERIOD.as_secs()
-                )));
-            }
-            role.rotation_period = period.as_secs();
-        }
-        _ if create => {
-            return Err(Error::invalid(
-                "rotation_period is required to create static accounts",
-            ));
-        }
-        _ => {}
-    }
+    apply_rotation_fields(&mut role, &fields, create)?;
     if fields.is_set("rotation_statements") || create {
         let value = fields
             .raw("rotation_statements")
@@ -312,6 +364,73 @@ async fn write(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
     Ok(None)
 }
 
+/// `rotation_period` or `rotation_schedule` (with `rotation_window`): exactly one of them,
+/// checked as Vault does; setting one on update replaces the other.
+fn apply_rotation_fields(role: &mut StaticRole, fields: &FieldData, create: bool) -> Result<()> {
+    let period = fields
+        .duration("rotation_period")
+        .filter(|_| fields.is_set("rotation_period"));
+    let schedule = fields
+        .string("rotation_schedule")
+        .filter(|_| fields.is_set("rotation_schedule"))
+        .filter(|schedule| !schedule.is_empty());
+    let window = fields
+        .duration("rotation_window")
+        .filter(|_| fields.is_set("rotation_window"));
+    match (period, &schedule) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "mutually exclusive fields rotation_period and rotation_schedule were both \
+                 specified; only one of them can be provided",
+            ));
+        }
+        (None, None) if create => {
+            return Err(Error::invalid(
+                "one of rotation_schedule or rotation_period must be provided to create a \
+                 static account",
+            ));
+        }
+        (Some(period), None) => {
+            if period < MIN_ROTATION_PERIOD {
+                return Err(Error::invalid(format!(
+                    "rotation_period must be {} seconds or more",
+                    MIN_ROTATION_PERIOD.as_secs()
+                )));
+            }
+            role.rotation_period = period.as_secs();
+            role.rotation_schedule.clear();
+            role.rotation_window = 0;
+        }
+        (None, Some(text)) => {
+            Schedule::parse(text).map_err(|err| {
+                Error::invalid(format!("could not parse rotation_schedule: {err}"))
+            })?;
+            role.rotation_schedule = text.clone();
+            role.rotation_period = 0;
+        }
+        (None, None) => {}
+    }
+    if let Some(window) = window {
+        if role.rotation_schedule.is_empty() {
+            return Err(Error::invalid(
+                "rotation_window is invalid with use of rotation_period",
+            ));
+        }
+        if window < MIN_ROTATION_WINDOW {
+            return Err(Error::invalid(format!(
+                "rotation_window must be {} seconds or more",
+                MIN_ROTATION_WINDOW.as_secs()
+            )));
+        }
+        role.rotation_window = window.as_secs();
+    }
+    Ok(())
+}
+
+fn to_offset(at: SystemTime) -> time::OffsetDateTime {
+    time::OffsetDateTime::from(at)
+}
+
 async fn delete(state: Arc<Database>, req: Request, fields: FieldData) -> Result<Option<Response>> {
     let name = role_name(&fields)?;
     let storage = req.storage()?;
@@ -345,8 +464,8 @@ async fn creds(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         "username": role.username,
         "password": role.password,
         "ttl": role.ttl(),
-        "rotation_period": role.rotation_period,
     });
+    role.rotation_fields(&mut data);
     if let Some(at) = role.rotated_at_rfc3339() {
         data["last_vault_rotation"] = Value::String(at);
     }
@@ -475,11 +594,66 @@ pub(crate) async fn rotate_due(state: &Database, storage: &dyn Storage, system: 
                 continue;
             }
         };
-        if role.next_rotation() > now {
+        if !role.is_due(now) {
             continue;
         }
         if let Err(err) = rotate(state, storage, system, &name, role).await {
             tracing::warn!(role = %name, error = %err, "Static role rotation failed; will retry.");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> SystemTime {
+        let format = time::format_description::well_known::Rfc3339;
+        SystemTime::from(time::OffsetDateTime::parse(text, &format).unwrap())
+    }
+
+    fn scheduled(schedule: &str, window: u64, last: &str) -> StaticRole {
+        let last = at(last).duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        StaticRole {
+            rotation_schedule: schedule.to_owned(),
+            rotation_window: window,
+            last_vault_rotation: Some((last.as_secs(), 0)),
+            ..StaticRole::default()
+        }
+    }
+
+    #[test]
+    fn a_scheduled_rotation_is_due_only_inside_its_window() {
+        // Daily at 02:00 with a one-hour window; last rotated yesterday at 02:00.
+        let role = scheduled("0 2 * * *", 3600, "2026-11-25T02:00:10Z");
+        assert!(!role.is_due(at("2026-11-26T01:59:00Z")));
+        assert!(role.is_due(at("2026-11-26T02:00:00Z")));
+        assert!(role.is_due(at("2026-11-26T02:59:59Z")));
+        // The window closed: wait for tomorrow's run.
+        assert!(!role.is_due(at("2026-11-26T03:00:00Z")));
+        assert_eq!(
+            role.next_rotation(at("2026-11-26T03:00:00Z")),
+            at("2026-11-27T02:00:00Z")
+        );
+        // Without a window, a missed run happens as soon as the server can.
+        let role = scheduled("0 2 * * *", 0, "2026-11-25T02:00:10Z");
+        assert!(role.is_due(at("2026-11-26T09:00:00Z")));
+        // Once rotated for today's run, not again until tomorrow's.
+        let role = scheduled("0 2 * * *", 0, "2026-11-26T02:00:05Z");
+        assert!(!role.is_due(at("2026-11-26T09:00:00Z")));
+    }
+
+    #[test]
+    fn a_period_rotation_is_due_when_the_period_passed() {
+        let last = at("2026-11-26T00:00:00Z")
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        let role = StaticRole {
+            rotation_period: 3600,
+            last_vault_rotation: Some((last.as_secs(), 0)),
+            ..StaticRole::default()
+        };
+        assert!(!role.is_due(at("2026-11-26T00:59:59Z")));
+        assert!(role.is_due(at("2026-11-26T01:00:00Z")));
     }
 }

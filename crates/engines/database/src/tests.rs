@@ -1069,6 +1069,47 @@ async fn static_roles_rotate_on_creation_on_demand_and_on_their_period() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
 
+        // On a schedule instead: the fields are checked as Vault checks them, and a scheduled
+        // time that passed since the last rotation rotates it.
+        let both = mount
+            .call(Operation::Update, "static-roles/s",
+                json!({"rotation_period": 60, "rotation_schedule": "0 * * * *"}))
+            .await;
+        assert!(matches!(both, Err(Error::InvalidRequest(m)) if m.starts_with("mutually exclusive")));
+        let bad = mount
+            .call(Operation::Update, "static-roles/s", json!({"rotation_schedule": "61 * * * *"}))
+            .await;
+        assert!(matches!(bad, Err(Error::InvalidRequest(m)) if m.contains("outside 0-59")));
+        let short_window = mount
+            .call(Operation::Update, "static-roles/s",
+                json!({"rotation_schedule": "* * * * *", "rotation_window": "10m"}))
+            .await;
+        assert!(matches!(short_window, Err(Error::InvalidRequest(m)) if m == "rotation_window must be 3600 seconds or more"));
+        mount
+            .write("static-roles/s", json!({"rotation_schedule": "* * * * *", "rotation_window": "1h"}))
+            .await;
+        let role = mount.read("static-roles/s").await;
+        assert_eq!(role["rotation_schedule"], "* * * * *");
+        assert_eq!(role["rotation_window"], 3600);
+        assert!(role.get("rotation_period").is_none(), "{role}");
+        let creds = mount.read("static-creds/s").await;
+        assert!(creds["ttl"].as_u64().unwrap() <= 60, "{creds}");
+        let before = creds["password"].as_str().unwrap().to_owned();
+        // Pretend the last rotation was two minutes ago: this minute's run is due.
+        let mut stored: Value = mount.storage.get_json("static-role/s").await.unwrap().unwrap();
+        stored["last_vault_rotation"] = json!([unix_now() - 120, 0]);
+        mount.storage.put_json("static-role/s", &stored).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let current = mount.read("static-creds/s").await["password"].as_str().unwrap().to_owned();
+            if current != before {
+                assert!(db.login(&account, &current).await);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no rotation on the schedule");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+
         let listed = mount.call(Operation::List, "static-roles", json!({})).await.unwrap().unwrap();
         assert_eq!(listed.data.unwrap()["keys"], json!(["s"]));
         mount.call(Operation::Delete, "static-roles/s", json!({})).await.unwrap();
