@@ -137,6 +137,13 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
             other => other,
         })?;
     let username = username(&instance, &req.display_name, &name)?;
+    crate::statements::check_substitution("generated username", &username)
+        .map_err(Error::invalid)?;
+    crate::statements::check_substitution("generated password", &password).map_err(|err| {
+        Error::invalid(format!(
+            "{err}; remove it from the password policy's charsets"
+        ))
+    })?;
 
     let mut record = Intent {
         version: 1,

@@ -85,7 +85,8 @@ async fn rotate(state: Arc<Database>, req: Request, fields: FieldData) -> Result
     // Exclusive: no credential operation runs while the root password changes.
     let exclusive = instance.lock.write().await;
     let policy = Some(config.password_policy.as_str()).filter(|p| !p.is_empty());
-    let new_password = req.system()?.generate_password(policy).await?;
+    let new_password =
+        crate::static_role::safe_password(req.system()?.generate_password(policy).await?)?;
     let wal = RootRotationWal {
         connection_name: name.clone(),
         username: username.clone(),

@@ -127,6 +127,27 @@ fn dollar_tag(text: &str) -> Option<String> {
     valid.then(|| format!("${tag}$"))
 }
 
+/// Refuses a value that could end the quoting it is placed in: a generated username or
+/// password goes inside `"…"`, `'…'` or backticks in configured statements, so a quote, a
+/// backslash (an escape in MySQL strings) or a control character could turn it into SQL.
+/// The value itself is never put in the error: it may be a password.
+pub fn check_substitution(what: &str, value: &str) -> Result<(), String> {
+    match value
+        .chars()
+        .find(|c| matches!(c, '\'' | '"' | '`' | '\\') || c.is_control())
+    {
+        Some(c) => Err(format!(
+            "the {what} contains {}, which cannot be placed in a statement safely",
+            if c.is_control() {
+                "a control character".to_owned()
+            } else {
+                format!("{c:?}")
+            }
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Replaces `{{key}}` with each value (Vault's `QueryHelper`).
 pub fn render(query: &str, vars: &[(&str, &str)]) -> String {
     let mut out = query.to_owned();

@@ -322,6 +322,7 @@ async fn write(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
                 "username is a required field to create a static account",
             ));
         }
+        crate::statements::check_substitution("username", &username).map_err(Error::invalid)?;
         role.username = username;
     } else if fields.is_set("username") && username != role.username {
         return Err(Error::invalid("cannot update static account username"));
@@ -427,6 +428,16 @@ fn apply_rotation_fields(role: &mut StaticRole, fields: &FieldData, create: bool
     Ok(())
 }
 
+/// A generated password that can go into rotation statements.
+pub(crate) fn safe_password(password: String) -> Result<String> {
+    crate::statements::check_substitution("generated password", &password).map_err(|err| {
+        Error::invalid(format!(
+            "{err}; remove it from the password policy's charsets"
+        ))
+    })?;
+    Ok(password)
+}
+
 fn to_offset(at: SystemTime) -> time::OffsetDateTime {
     time::OffsetDateTime::from(at)
 }
@@ -523,7 +534,7 @@ async fn rotate(
             let wal = StaticWal {
                 role: name.to_owned(),
                 username: role.username.clone(),
-                new_password: system.generate_password(policy).await?,
+                new_password: safe_password(system.generate_password(policy).await?)?,
                 created_at: unix_now(),
             };
             storage.put_json(&wal_key, &wal).await?;

@@ -810,3 +810,176 @@ async fn an_outage_at_expiry_is_retried_until_the_database_returns() {
     })
     .await;
 }
+
+/// Injection attempts through every value that reaches a statement: role names, username
+/// templates, token display names, password policies and static-role usernames. Each is
+/// either quoted safely or refused with a clear error, and the canary table survives.
+#[tokio::test]
+async fn sql_injection_attempts_are_quoted_or_rejected() {
+    with_db(TestPostgres::start().await, |db| async move {
+        let (server, token, _) = server_with_engine(json!({})).await;
+        db.client
+            .batch_execute("CREATE TABLE canary (x int)")
+            .await
+            .unwrap();
+        let canary_alive = || async {
+            db.client
+                .query_one("SELECT to_regclass('public.canary') IS NOT NULL", &[])
+                .await
+                .unwrap()
+                .get::<_, bool>(0)
+        };
+        let config = |extra: Value| {
+            let mut body = json!({"plugin_name": "postgresql-database-plugin",
+                "connection_url": db.connection_url(), "username": "postgres",
+                "allowed_roles": "*"});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            body
+        };
+        ok(&server, "POST", "database/config/pg", &token, config(json!({}))).await;
+
+        // A role name cannot carry SQL: it is not a valid name.
+        let evil_role = server
+            .request(
+                "POST",
+                "database/roles/x\";DROP TABLE canary;--",
+                Some(&token),
+                Some(&json!({"db_name": "pg", "creation_statements": SEED_CREATION})),
+            )
+            .await;
+        assert!(
+            (400..500).contains(&evil_role.status),
+            "{} {}",
+            evil_role.status,
+            evil_role.body
+        );
+
+        // A username template that closes the quote is refused before any SQL runs.
+        ok(
+            &server,
+            "POST",
+            "database/config/tpl",
+            &token,
+            config(json!({"username_template":
+                "{{.RoleName}}\"; DROP TABLE canary; --"})),
+        )
+        .await;
+        ok(
+            &server,
+            "POST",
+            "database/roles/tplrole",
+            &token,
+            json!({"db_name": "tpl", "creation_statements": SEED_CREATION}),
+        )
+        .await;
+        let refused = server.get("database/creds/tplrole", Some(&token)).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(
+            refused.errors()[0].contains("generated username contains '\"'"),
+            "{:?}",
+            refused.errors()
+        );
+        assert!(db.roles_like("tplrole").await.is_empty());
+
+        // A token display name with SQL in it is sanitized into the username.
+        ok(
+            &server,
+            "POST",
+            "database/roles/plain",
+            &token,
+            json!({"db_name": "pg", "creation_statements": SEED_CREATION}),
+        )
+        .await;
+        ok(
+            &server,
+            "PUT",
+            "sys/policies/acl/creds",
+            &token,
+            json!({"policy": "path \"database/creds/*\" { capabilities = [\"read\"] }"}),
+        )
+        .await;
+        let evil_token = ok(
+            &server,
+            "POST",
+            "auth/token/create",
+            &token,
+            json!({"policies": ["creds"], "display_name": "x\"; DROP TABLE canary; --"}),
+        )
+        .await
+        .json()["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let creds = ok(&server, "GET", "database/creds/plain", &evil_token, json!({}))
+            .await
+            .json();
+        let username = creds["data"]["username"].as_str().unwrap().to_owned();
+        assert!(
+            username
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{username}"
+        );
+        assert!(db.user_exists(&username).await);
+
+        // A password policy that can produce a quote is refused at issue time.
+        ok(
+            &server,
+            "PUT",
+            "sys/policies/password/quotey",
+            &token,
+            json!({"policy": "length = 20\nrule \"charset\" {\n  charset = \"'\"\n  min-chars = 1\n}\nrule \"charset\" {\n  charset = \"abcdefgh\"\n}\n"}),
+        )
+        .await;
+        ok(
+            &server,
+            "POST",
+            "database/config/pw",
+            &token,
+            config(json!({"password_policy": "quotey"})),
+        )
+        .await;
+        ok(
+            &server,
+            "POST",
+            "database/roles/pwrole",
+            &token,
+            json!({"db_name": "pw", "creation_statements": SEED_CREATION}),
+        )
+        .await;
+        let refused = server.get("database/creds/pwrole", Some(&token)).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(
+            refused.errors()[0].contains("generated password contains '\\''"),
+            "{:?}",
+            refused.errors()
+        );
+        assert!(db.roles_like("v-root-pwrole").await.is_empty());
+
+        // A static role cannot name a user that would break out of its statements.
+        let refused = server
+            .request(
+                "POST",
+                "database/static-roles/victim",
+                Some(&token),
+                Some(&json!({"db_name": "pg", "username": "victim\"; DROP TABLE canary; --",
+                             "rotation_period": "1h"})),
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+
+        assert!(canary_alive().await, "the canary table survived every attempt");
+        ok(
+            &server,
+            "PUT",
+            "sys/leases/revoke-prefix/database/creds",
+            &token,
+            json!({}),
+        )
+        .await;
+        assert!(!db.user_exists(&username).await);
+    })
+    .await;
+}
