@@ -983,3 +983,137 @@ async fn sql_injection_attempts_are_quoted_or_rejected() {
     })
     .await;
 }
+
+/// Database credentials in the audit log: issue, renewal and revocation each have a request
+/// and a response entry, the credential never appears in plaintext, and with the only
+/// device unable to write, a credential request fails and no user or lease is created.
+#[tokio::test]
+async fn database_credentials_are_audited_and_unauditable_requests_create_nothing() {
+    with_db(TestPostgres::start().await, |db| async move {
+        let (server, token, _) = server_with_engine(json!({})).await;
+        ok(
+            &server,
+            "POST",
+            "database/config/pg",
+            &token,
+            json!({"plugin_name": "postgresql-database-plugin",
+                   "connection_url": db.connection_url(), "username": "postgres",
+                   "allowed_roles": "*"}),
+        )
+        .await;
+        let role = unique("aud").replace('_', "");
+        ok(
+            &server,
+            "POST",
+            &format!("database/roles/{role}"),
+            &token,
+            json!({"db_name": "pg", "creation_statements": SEED_CREATION}),
+        )
+        .await;
+        let dir = server.dir().join("audit");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("audit.log");
+        ok(
+            &server,
+            "PUT",
+            "sys/audit/file",
+            &token,
+            json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}}),
+        )
+        .await;
+
+        let creds = ok(
+            &server,
+            "GET",
+            &format!("database/creds/{role}"),
+            &token,
+            json!({}),
+        )
+        .await
+        .json();
+        let username = creds["data"]["username"].as_str().unwrap().to_owned();
+        let password = creds["data"]["password"].as_str().unwrap().to_owned();
+        let lease_id = creds["lease_id"].as_str().unwrap().to_owned();
+        ok(
+            &server,
+            "PUT",
+            "sys/leases/renew",
+            &token,
+            json!({"lease_id": lease_id, "increment": "2h"}),
+        )
+        .await;
+        ok(
+            &server,
+            "PUT",
+            "sys/leases/revoke",
+            &token,
+            json!({"lease_id": lease_id}),
+        )
+        .await;
+        assert!(!db.user_exists(&username).await);
+
+        let text = std::fs::read_to_string(&log).unwrap();
+        for secret in [&username, &password, &token] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "plaintext secret in the audit log"
+            );
+        }
+        let entries: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        for path in [
+            format!("database/creds/{role}"),
+            "sys/leases/renew".to_owned(),
+            "sys/leases/revoke".to_owned(),
+        ] {
+            for kind in ["request", "response"] {
+                assert!(
+                    entries
+                        .iter()
+                        .any(|e| e["type"] == kind && e["request"]["path"] == path.as_str()),
+                    "no {kind} entry for {path}"
+                );
+            }
+        }
+        let issued = entries
+            .iter()
+            .find(|e| {
+                e["type"] == "response"
+                    && e["request"]["path"] == format!("database/creds/{role}").as_str()
+            })
+            .unwrap();
+        assert_eq!(issued["response"]["secret"]["lease_id"], lease_id.as_str());
+        assert!(
+            issued["response"]["data"]["password"]
+                .as_str()
+                .unwrap()
+                .starts_with("hmac-sha256:")
+        );
+
+        // The only device cannot write: the request fails before any user is created.
+        ok(&server, "DELETE", "sys/audit/file", &token, json!({})).await;
+        let full = dir.join("full.log");
+        std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+        ok(
+            &server,
+            "PUT",
+            "sys/audit/full",
+            &token,
+            json!({"type": "file",
+                   "options": {"file_path": full.to_str().unwrap(), "skip_test": "true"}}),
+        )
+        .await;
+        let refused = server
+            .get(&format!("database/creds/{role}"), Some(&token))
+            .await;
+        assert_eq!(refused.status, 500, "{}", refused.body);
+        let prefix = format!("v-root-{}", &role[..role.len().min(8)]);
+        assert!(
+            db.roles_like(&prefix).await.is_empty(),
+            "no user was created"
+        );
+    })
+    .await;
+}
