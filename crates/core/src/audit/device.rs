@@ -8,8 +8,12 @@
 //! caller taking the lock at all.
 
 use std::{
+    collections::HashMap,
     io,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use async_trait::async_trait;
@@ -81,7 +85,23 @@ pub(crate) struct Device {
     /// Disabled: still finishes entries already started, and signs each one at once.
     retired: AtomicBool,
     ticks: AtomicU64,
+    /// The hashed, serialized caller of recent tokens: a token's `auth` object never changes,
+    /// and building it (two HMACs, the policies, a timestamp) was a fifth of an entry's cost.
+    callers: std::sync::Mutex<HashMap<CallerKey, Arc<CallerParts>>>,
 }
+
+/// A token (its storage hash) and the ACL decision, which the `auth` object also carries.
+pub(crate) type CallerKey = (String, Option<bool>);
+
+/// What a request entry says about its caller, as this device writes it.
+pub(crate) struct CallerParts {
+    pub auth: Vec<u8>,
+    pub client_token: Option<String>,
+    pub accessor: Option<String>,
+}
+
+/// Beyond this many cached callers the cache starts over.
+const CALLER_CACHE_LIMIT: usize = 10_000;
 
 /// Barrier keys under a device's view.
 pub(crate) const SALT_KEY: &str = "salt";
@@ -118,7 +138,32 @@ impl Device {
             failures: AtomicU64::new(0),
             retired: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
+            callers: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    fn callers(&self) -> std::sync::MutexGuard<'_, HashMap<CallerKey, Arc<CallerParts>>> {
+        self.callers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached caller parts for `key`, or `build`'s, remembered.
+    pub(crate) fn caller_parts(
+        &self,
+        key: CallerKey,
+        build: impl FnOnce() -> CallerParts,
+    ) -> Arc<CallerParts> {
+        if let Some(parts) = self.callers().get(&key) {
+            return Arc::clone(parts);
+        }
+        let parts = Arc::new(build());
+        let mut callers = self.callers();
+        if callers.len() >= CALLER_CACHE_LIMIT {
+            callers.clear();
+        }
+        callers.insert(key, Arc::clone(&parts));
+        parts
     }
 
     pub(crate) fn path(&self) -> &str {

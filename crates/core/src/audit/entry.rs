@@ -2,9 +2,10 @@
 //! by the device's salt before the bytes exist.
 //!
 //! The `auth` and `request` parts are serialized once per device when the request is logged
-//! and reused for the response entry, so a request costs one hashing pass per device.
+//! and reused for the response entry, so a request costs one hashing pass per device; a
+//! token's `auth` part is cached by the device across requests.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use mayfly_audit::{Hashed, Salt};
 use mayfly_sdk::{Auth, Error, Operation, Request, Response, WrapInfo};
@@ -12,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::device::{Device, FormatConfig};
+use super::device::{CallerParts, Device, FormatConfig};
 use crate::{
     mounts::{MountClass, MountEntry},
     token::TokenEntry,
@@ -57,7 +58,7 @@ impl<'a> MountInfo<'a> {
 
 /// A device's serialized `auth` and `request` objects for one request.
 pub(crate) struct RequestParts {
-    auth: Vec<u8>,
+    auth: Arc<CallerParts>,
     request: Vec<u8>,
 }
 
@@ -241,6 +242,34 @@ fn caller_auth<'a>(
     }
 }
 
+/// The caller's hashed token and accessor and its serialized `auth` object, from the
+/// device's cache when the token was seen before.
+fn caller_parts(device: &Device, ctx: &RequestContext<'_>) -> Arc<CallerParts> {
+    let build = || {
+        let salt = device.hashing_salt();
+        let req = ctx.req;
+        let client_token = req.client_token.as_ref().map(|t| hash_or_raw(salt, &t.0));
+        let accessor = req
+            .client_token_accessor
+            .as_deref()
+            .map(|a| hash_accessor(&device.format, salt, a));
+        let auth = to_json(&caller_auth(
+            ctx,
+            client_token.as_deref().map(Cow::Borrowed),
+            accessor.as_deref().map(Cow::Borrowed),
+        ));
+        CallerParts {
+            auth,
+            client_token: client_token.map(Cow::into_owned),
+            accessor: accessor.map(Cow::into_owned),
+        }
+    };
+    match (ctx.token, &ctx.req.client_token) {
+        (Some(token), Some(_)) => device.caller_parts((token.id_hash.clone(), ctx.allowed), build),
+        _ => Arc::new(build()),
+    }
+}
+
 /// Serializes a device's `auth` and `request` objects.
 pub(crate) fn request_parts(
     device: &Device,
@@ -253,16 +282,7 @@ pub(crate) fn request_parts(
         .mount
         .map(|m| m.config.audit_non_hmac_request_keys.as_slice())
         .unwrap_or(&[]);
-    let client_token = req.client_token.as_ref().map(|t| hash_or_raw(salt, &t.0));
-    let accessor = req
-        .client_token_accessor
-        .as_deref()
-        .map(|a| hash_accessor(&device.format, salt, a));
-    let auth = to_json(&caller_auth(
-        ctx,
-        client_token.as_deref().map(Cow::Borrowed),
-        accessor.as_deref().map(Cow::Borrowed),
-    ));
+    let caller = caller_parts(device, ctx);
     let request = RequestObject {
         id: &req.id,
         operation: req.operation.as_str(),
@@ -270,17 +290,18 @@ pub(crate) fn request_parts(
         mount_type: mount.mount_type,
         mount_accessor: mount.mount_accessor,
         mount_class: mount.mount_class,
-        client_token: client_token.as_deref().map(Cow::Borrowed),
-        client_token_accessor: accessor.as_deref().map(Cow::Borrowed),
+        client_token: caller.client_token.as_deref().map(Cow::Borrowed),
+        client_token_accessor: caller.accessor.as_deref().map(Cow::Borrowed),
         namespace: Namespace { id: "root" },
         path: &req.path,
         data: (!req.data.is_empty()).then(|| Hashed::map(&req.data, salt, keep)),
         remote_address: req.remote_addr.as_deref(),
         wrap_ttl: req.wrap_ttl.map(|ttl| ttl.as_secs()).unwrap_or(0),
     };
+    let request = to_json(&request);
     RequestParts {
-        auth,
-        request: to_json(&request),
+        auth: caller,
+        request,
     }
 }
 
@@ -306,15 +327,16 @@ fn entry_start(
     parts: &RequestParts,
     extra: usize,
 ) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(prefix.len() + parts.auth.len() + parts.request.len() + 400 + extra);
+    let mut out = Vec::with_capacity(
+        prefix.len() + parts.auth.auth.len() + parts.request.len() + 400 + extra,
+    );
     out.extend_from_slice(prefix.as_bytes());
     out.extend_from_slice(b"{\"time\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\",\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.push(b'"');
-    push_member(&mut out, "auth", &parts.auth);
+    push_member(&mut out, "auth", &parts.auth.auth);
     push_member(&mut out, "request", &parts.request);
     out
 }
