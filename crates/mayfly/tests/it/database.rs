@@ -336,23 +336,34 @@ async fn mysql_credentials_log_in_and_failed_creations_leave_nothing() {
         assert!(db.login(&username, &password).await, "the user logs in");
         assert!(!db.login(&username, "wrong-password").await);
 
+        // Its own connection names users after the role, so the check below sees only what
+        // this test creates on the shared server.
+        ok(
+            &server,
+            "POST",
+            "database/config/myf",
+            &token,
+            json!({"plugin_name": "mysql-database-plugin", "connection_url": db.connection_url(),
+                   "username": db.admin_user, "password": db.admin_password,
+                   "allowed_roles": "app-*", "username_template": "{{.RoleName}}-{{random 8}}"}),
+        )
+        .await;
         let failing = format!("{role}-f");
         ok(
             &server,
             "POST",
             &format!("database/roles/{failing}"),
             &token,
-            json!({"db_name": "my",
+            json!({"db_name": "myf",
                    "creation_statements": "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}'; GRANT SELECT ON nope.nope TO '{{name}}'@'%';",
                    "rollback_statements": "DROP USER IF EXISTS '{{name}}'@'%';"}),
         )
         .await;
-        let users_before = db.users_like("v-root-").await.len();
         let failed = server.get(&format!("database/creds/{failing}"), Some(&token)).await;
         assert_eq!(failed.status, 500, "{}", failed.body);
         assert!(failed.errors()[0].starts_with("failed to create user:"), "{}", failed.body);
         assert!(!failed.body.contains(&db.admin_password));
-        assert_eq!(db.users_like("v-root-").await.len(), users_before, "nothing left behind");
+        assert_eq!(db.users_like(&failing).await, Vec::<String>::new(), "nothing left behind");
 
         let mut conn = mysql_root(&db).await;
         use mysql_async::prelude::Queryable;
