@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::server::BaoStorage;
+use crate::{database, server::BaoStorage};
 
 pub const USAGE: &str = "Usage: mayfly-bench --mayfly PATH [--bao PATH] [options]
 
@@ -17,7 +17,9 @@ Options:
                           (OpenBao no longer ships a `file` storage.)
   --suite NAME            storage (cubbyhole writes and reads, restart and unseal), auth
                           (AppRole logins, token creates, KV v2 with a non-root token, the
-                          cost of many policies) or all (default).
+                          cost of many policies), all (default: storage and auth) or
+                          database (dynamic PostgreSQL and MariaDB credentials beside raw
+                          SQL; needs both databases, so `all` leaves it out).
   --duration SECS         Seconds per workload and concurrency level (default 10).
   --concurrency LIST      Storage suite: comma-separated concurrency levels (default 1,16,64).
   --preload N             Storage suite: secrets written before the timed restart and unseal
@@ -28,6 +30,10 @@ Options:
   --acl-micro N           Checks timed by the in-process ACL microbenchmark
                           (mayfly_core::policy::bench_acl_check) in the auth suite; 0 skips it
                           (default 1000000).
+  --db-clients LIST       Database suite: concurrent clients per level (default 1,4,16).
+  --db-kinds LIST         Database suite: postgres, mysql (MariaDB) or both (default).
+  --db-forms LIST         Database suite: grant (per-user GRANT), role (group role) or both
+                          (default).
   --client-threads N      Worker threads of the load generator (default 1).
   --work-dir DIR          Where the servers' temporary data directories go (default: the
                           system temp dir). It must be a real disk for writes to be durable.
@@ -48,6 +54,8 @@ pub struct Args {
     pub acl_policies: usize,
     pub acl_rules: usize,
     pub acl_micro: u32,
+    /// Boxed so that `Parsed` stays small.
+    pub database: Box<database::Options>,
     pub client_threads: usize,
     pub work_dir: Option<PathBuf>,
     pub json_out: Option<PathBuf>,
@@ -62,6 +70,8 @@ pub enum Suite {
     /// cost of a token holding many policies.
     Auth,
     All,
+    /// Dynamic database credentials and their revocation, beside raw SQL.
+    Database,
 }
 
 impl Suite {
@@ -81,8 +91,9 @@ impl std::str::FromStr for Suite {
             "storage" => Ok(Suite::Storage),
             "auth" => Ok(Suite::Auth),
             "all" => Ok(Suite::All),
+            "database" => Ok(Suite::Database),
             other => Err(format!(
-                "unknown suite {other:?} (expected storage, auth or all)"
+                "unknown suite {other:?} (expected storage, auth, database or all)"
             )),
         }
     }
@@ -108,6 +119,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut acl_policies = 1000;
     let mut acl_rules = 20;
     let mut acl_micro = 1_000_000;
+    let mut database = Box::<database::Options>::default();
     let mut client_threads = 1;
     let mut work_dir = None;
     let mut json_out = None;
@@ -161,6 +173,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 }
             }
             "acl-micro" => acl_micro = number(name, &value()?)?,
+            "db-clients" | "db-kinds" | "db-forms" => database.set(name, &value()?)?,
             "client-threads" => {
                 client_threads = number(name, &value()?)?;
                 if client_threads == 0 {
@@ -186,6 +199,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         acl_policies,
         acl_rules,
         acl_micro,
+        database,
         client_threads,
         work_dir,
         json_out,
@@ -259,6 +273,29 @@ mod tests {
             (8, 50, 5)
         );
         assert_eq!(args.acl_micro, 0);
+    }
+
+    #[test]
+    fn database_suite_flags() {
+        let Parsed::Run(args) = parse_strs(&[
+            "--mayfly",
+            "m",
+            "--suite=database",
+            "--db-clients",
+            "1,4",
+            "--db-kinds=postgres",
+            "--db-forms",
+            "role",
+        ])
+        .expect("valid flags") else {
+            panic!("expected a run");
+        };
+        assert_eq!(args.suite, Suite::Database);
+        assert!(!args.suite.storage() && !args.suite.auth());
+        assert_eq!(args.database.clients, [1, 4]);
+        assert_eq!(args.database.kinds, [database::DbKind::Postgres]);
+        assert_eq!(args.database.forms, [database::Form::Role]);
+        assert!(parse_strs(&["--mayfly", "m", "--db-kinds", "oracle"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod args;
 mod auth;
+mod database;
 mod load;
 mod machine;
 mod report;
@@ -14,7 +15,7 @@ mod server;
 use std::{path::Path, process::ExitCode, sync::Arc, time::Instant};
 
 use crate::{
-    args::{Args, Parsed, USAGE},
+    args::{Args, Parsed, Suite, USAGE},
     load::{LevelResult, Plan, Store, Target, Workload},
     machine::Machine,
     report::{AclMicro, Report, ServerReport, UnsealTimes},
@@ -76,6 +77,10 @@ async fn run(args: Args) -> Result<(), String> {
             work_dir.display(),
             machine.data_filesystem
         );
+    }
+
+    if args.suite == Suite::Database {
+        return database::run(&args, command, machine).await;
     }
 
     let mayfly = bench_server(Kind::Mayfly, &args.mayfly, &args).await?;
