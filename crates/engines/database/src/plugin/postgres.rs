@@ -79,6 +79,24 @@ struct Connected {
     password_auth: PasswordAuth,
     /// The root password, to keep it out of error messages.
     root_password: String,
+    /// Held by statements that grant or revoke on every object of a schema (`… ON ALL
+    /// TABLES …`). Run concurrently, PostgreSQL makes them deadlock (detected only after
+    /// `deadlock_timeout`) or fail with "tuple concurrently updated"; measured with the
+    /// seed's statement at 16 clients, one at a time was several times faster than
+    /// concurrently with retries. Other statements (`IN ROLE` grants) still run in parallel.
+    catalog_wide: tokio::sync::Mutex<()>,
+}
+
+/// Whether statements grant or revoke on all objects of a schema at once.
+fn touches_whole_schemas(queries: &[String]) -> bool {
+    queries.iter().any(|query| {
+        let upper = query.to_ascii_uppercase();
+        upper
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|pair| pair == ["ON", "ALL"])
+    })
 }
 
 /// The PostgreSQL plugin.
@@ -335,6 +353,11 @@ impl DatabasePlugin for Postgres {
             password.as_str(),
             state.root_password.as_str(),
         ];
+        let _one_at_a_time = if touches_whole_schemas(&queries) {
+            Some(state.catalog_wide.lock().await)
+        } else {
+            None
+        };
         let mut attempt = 0;
         let failure = loop {
             let mut conn = match state.conn().await {
@@ -426,6 +449,8 @@ impl DatabasePlugin for Postgres {
     async fn delete_user(&self, req: DeleteUserRequest<'_>) -> DbResult<()> {
         let state = self.connected()?;
         let result = if req.statements.is_empty() {
+            // The default revocation revokes on all tables of the schemas.
+            let _one_at_a_time = state.catalog_wide.lock().await;
             state.default_delete(req.username).await
         } else if !state.role_exists(req.username).await? {
             // Revocation must be idempotent; custom statements often are not.
@@ -436,6 +461,11 @@ impl DatabasePlugin for Postgres {
                 .iter()
                 .map(|query| render(query, &vars))
                 .collect();
+            let _one_at_a_time = if touches_whole_schemas(&queries) {
+                Some(state.catalog_wide.lock().await)
+            } else {
+                None
+            };
             state.run_statements(&queries).await
         };
         result.map_err(|err| err.redact(&[&state.root_password]))
@@ -683,6 +713,7 @@ async fn connect_settings(config: &Map<String, Value>) -> DbResult<Connected> {
         ),
         password_auth,
         root_password: password,
+        catalog_wide: tokio::sync::Mutex::new(()),
     })
 }
 
@@ -738,6 +769,20 @@ pub fn scram_matches(verifier: &str, password: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn schema_wide_grants_are_recognised() {
+        let seed = [
+            "CREATE ROLE \"v-x\" WITH LOGIN PASSWORD 'p'".to_owned(),
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"v-x\"".to_owned(),
+        ];
+        assert!(touches_whole_schemas(&seed));
+        let spaced = ["revoke all on\n  all   sequences in schema s from x".to_owned()];
+        assert!(touches_whole_schemas(&spaced));
+        let group = ["CREATE ROLE \"v-x\" WITH LOGIN IN ROLE readers".to_owned()];
+        assert!(!touches_whole_schemas(&group));
+    }
+
     use super::*;
 
     #[test]
