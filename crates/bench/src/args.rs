@@ -17,11 +17,15 @@ Options:
                           (OpenBao no longer ships a `file` storage.)
   --suite NAME            storage (cubbyhole writes and reads, restart and unseal), auth
                           (AppRole logins, token creates, KV v2 with a non-root token, the
-                          cost of many policies), all (default: storage and auth) or
-                          database (dynamic PostgreSQL and MariaDB credentials beside raw
-                          SQL; needs both databases, so `all` leaves it out).
+                          cost of many policies), all (storage and auth; the default), audit
+                          (KV v2 reads and AppRole logins with and without a file audit
+                          device), leases (token leases at scale: creation, restart, expiry
+                          lag, revoke-prefix) or database (dynamic PostgreSQL and MariaDB
+                          credentials beside raw SQL; needs both databases). audit, leases and
+                          database run only when named.
   --duration SECS         Seconds per workload and concurrency level (default 10).
-  --concurrency LIST      Storage suite: comma-separated concurrency levels (default 1,16,64).
+  --concurrency LIST      Storage and audit suites: comma-separated concurrency levels
+                          (default 1,16,64).
   --preload N             Storage suite: secrets written before the timed restart and unseal
                           (default 2000).
   --auth-clients N        Auth suite: concurrent clients of every workload (default 16).
@@ -34,6 +38,13 @@ Options:
   --db-kinds LIST         Database suite: postgres, mysql (MariaDB) or both (default).
   --db-forms LIST         Database suite: grant (per-user GRANT), role (group role) or both
                           (default).
+  --lease-sizes LIST      Leases suite: Mayfly's lease counts (default 10000,100000,1000000).
+  --bao-lease-sizes LIST  Leases suite: OpenBao's lease counts, or none (default
+                          10000,100000).
+  --lease-clients N       Leases suite: concurrent token creators (default 64).
+  --expiry-leases N       Leases suite: tokens made due in the same second (default 10000).
+  --lease-timeout SECS    Leases suite: how long expiry or a revoke-prefix may take before it
+                          is reported as not finished (default 300).
   --client-threads N      Worker threads of the load generator (default 1).
   --work-dir DIR          Where the servers' temporary data directories go (default: the
                           system temp dir). It must be a real disk for writes to be durable.
@@ -56,6 +67,11 @@ pub struct Args {
     pub acl_micro: u32,
     /// Boxed so that `Parsed` stays small.
     pub database: Box<database::Options>,
+    pub lease_sizes: Vec<usize>,
+    pub bao_lease_sizes: Vec<usize>,
+    pub lease_clients: usize,
+    pub expiry_leases: usize,
+    pub lease_timeout: Duration,
     pub client_threads: usize,
     pub work_dir: Option<PathBuf>,
     pub json_out: Option<PathBuf>,
@@ -69,9 +85,14 @@ pub enum Suite {
     /// AppRole logins, token creates, KV v2 writes and reads with a non-root token, and the
     /// cost of a token holding many policies.
     Auth,
+    /// Storage and auth.
     All,
     /// Dynamic database credentials and their revocation, beside raw SQL.
     Database,
+    /// KV v2 reads and AppRole logins with and without a file audit device.
+    Audit,
+    /// Token leases at scale: creation, restart, expiry lag and revoke-prefix.
+    Leases,
 }
 
 impl Suite {
@@ -92,8 +113,10 @@ impl std::str::FromStr for Suite {
             "auth" => Ok(Suite::Auth),
             "all" => Ok(Suite::All),
             "database" => Ok(Suite::Database),
+            "audit" => Ok(Suite::Audit),
+            "leases" => Ok(Suite::Leases),
             other => Err(format!(
-                "unknown suite {other:?} (expected storage, auth, database or all)"
+                "unknown suite {other:?} (expected storage, auth, audit, leases, database or all)"
             )),
         }
     }
@@ -102,7 +125,7 @@ impl std::str::FromStr for Suite {
 /// What the command line asked for: a run, or just the help text.
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
-    Run(Args),
+    Run(Box<Args>),
     Help,
 }
 
@@ -120,6 +143,11 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut acl_rules = 20;
     let mut acl_micro = 1_000_000;
     let mut database = Box::<database::Options>::default();
+    let mut lease_sizes = vec![10_000, 100_000, 1_000_000];
+    let mut bao_lease_sizes = vec![10_000, 100_000];
+    let mut lease_clients = 64;
+    let mut expiry_leases = 10_000;
+    let mut lease_timeout = Duration::from_secs(300);
     let mut client_threads = 1;
     let mut work_dir = None;
     let mut json_out = None;
@@ -154,14 +182,18 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 }
                 duration = Duration::from_secs_f64(secs);
             }
-            "concurrency" => {
-                levels = value()?
-                    .split(',')
-                    .map(|level| number::<usize>(name, level.trim()))
-                    .collect::<Result<_, _>>()?;
-                if levels.is_empty() || levels.contains(&0) {
-                    return Err("--concurrency needs positive levels, e.g. 1,16,64".into());
+            "concurrency" => levels = positive_list(name, &value()?)?,
+            "lease-sizes" => lease_sizes = positive_list(name, &value()?)?,
+            "bao-lease-sizes" => {
+                bao_lease_sizes = match value()?.as_str() {
+                    "none" => Vec::new(),
+                    list => positive_list(name, list)?,
                 }
+            }
+            "lease-clients" => lease_clients = positive(name, &value()?)?,
+            "expiry-leases" => expiry_leases = positive(name, &value()?)?,
+            "lease-timeout" => {
+                lease_timeout = Duration::from_secs(positive(name, &value()?)? as u64)
             }
             "preload" => preload = number(name, &value()?)?,
             "auth-clients" => auth_clients = positive(name, &value()?)?,
@@ -187,7 +219,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         }
     }
     let mayfly = mayfly.ok_or("--mayfly PATH is required")?;
-    Ok(Parsed::Run(Args {
+    Ok(Parsed::Run(Box::new(Args {
         mayfly,
         bao,
         bao_storage,
@@ -200,10 +232,15 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         acl_rules,
         acl_micro,
         database,
+        lease_sizes,
+        bao_lease_sizes,
+        lease_clients,
+        expiry_leases,
+        lease_timeout,
         client_threads,
         work_dir,
         json_out,
-    }))
+    })))
 }
 
 fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
@@ -215,6 +252,18 @@ fn positive(flag: &str, text: &str) -> Result<usize, String> {
     match number(flag, text)? {
         0 => Err(format!("--{flag} must be at least 1")),
         n => Ok(n),
+    }
+}
+
+/// A comma-separated list of positive numbers, e.g. `1,16,64`.
+fn positive_list(flag: &str, text: &str) -> Result<Vec<usize>, String> {
+    let list = text
+        .split(',')
+        .map(|item| positive(flag, item.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    match list.is_empty() {
+        true => Err(format!("--{flag} needs at least one number")),
+        false => Ok(list),
     }
 }
 
@@ -246,6 +295,40 @@ mod tests {
             (16, 1000, 20)
         );
         assert_eq!(args.acl_micro, 1_000_000);
+        assert_eq!(args.lease_sizes, [10_000, 100_000, 1_000_000]);
+        assert_eq!(args.bao_lease_sizes, [10_000, 100_000]);
+        assert_eq!((args.lease_clients, args.expiry_leases), (64, 10_000));
+        assert_eq!(args.lease_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn explicit_suites_and_lease_flags() {
+        let Parsed::Run(args) = parse_strs(&[
+            "--mayfly",
+            "m",
+            "--suite=leases",
+            "--lease-sizes",
+            "2000, 5000",
+            "--bao-lease-sizes=none",
+            "--expiry-leases",
+            "500",
+            "--lease-timeout=60",
+        ])
+        .expect("valid flags") else {
+            panic!("expected a run");
+        };
+        assert_eq!(args.suite, Suite::Leases);
+        assert!(!args.suite.storage() && !args.suite.auth());
+        assert_eq!(args.lease_sizes, [2000, 5000]);
+        assert!(args.bao_lease_sizes.is_empty());
+        assert_eq!(args.expiry_leases, 500);
+        assert_eq!(args.lease_timeout, Duration::from_secs(60));
+        let Parsed::Run(args) = parse_strs(&["--mayfly", "m", "--suite", "audit"]).expect("valid")
+        else {
+            panic!("expected a run");
+        };
+        assert_eq!(args.suite, Suite::Audit);
+        assert!(!args.suite.storage() && !args.suite.auth());
     }
 
     #[test]
@@ -326,6 +409,8 @@ mod tests {
         assert!(parse_strs(&["--mayfly", "m", "--suite", "acl"]).is_err());
         assert!(parse_strs(&["--mayfly", "m", "--auth-clients", "0"]).is_err());
         assert!(parse_strs(&["--mayfly", "m", "--acl-rules", "1"]).is_err());
+        assert!(parse_strs(&["--mayfly", "m", "--lease-sizes", "10,x"]).is_err());
+        assert!(parse_strs(&["--mayfly", "m", "--bao-lease-sizes", ""]).is_err());
         assert_eq!(parse_strs(&["--help"]), Ok(Parsed::Help));
     }
 }

@@ -53,8 +53,8 @@ pub struct AclTokens {
     pub count: usize,
 }
 
-/// Sends a JSON request with the root token and returns the JSON answer (`null` for 204);
-/// anything but 2xx is an error.
+/// Sends a JSON request and returns the JSON answer (`null` for 204); anything but 2xx is an
+/// error.
 async fn call(
     target: &Target,
     method: Method,
@@ -82,7 +82,8 @@ async fn call(
     })
 }
 
-async fn root_call(
+/// [`call`] with the root token.
+pub async fn root_call(
     target: &Target,
     method: Method,
     path: &str,

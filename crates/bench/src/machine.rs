@@ -1,8 +1,8 @@
-//! What the numbers were measured on, and per-process CPU and disk counters, read from `/proc`.
-//! Both servers share two cores with the load generator, so CPU per operation is as telling as
-//! throughput.
+//! What the numbers were measured on, per-process CPU, disk and memory counters read from
+//! `/proc`, and the disk space a data directory takes. Both servers share two cores with the
+//! load generator, so CPU per operation is as telling as throughput.
 
-use std::{fs, path::Path};
+use std::{fs, os::unix::fs::MetadataExt, path::Path};
 
 use serde::Serialize;
 
@@ -100,6 +100,34 @@ impl ProcCounters {
     }
 }
 
+/// The resident set size of `pid` in bytes (`VmRSS` in `/proc/<pid>/status`), if readable.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    vm_rss_bytes(&status)
+}
+
+fn vm_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Disk space the files under `dir` take, as `du` counts it (allocated blocks, so sparse or
+/// preallocated files count for what they really occupy). Unreadable entries count as zero.
+pub fn disk_usage(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => disk_usage(&entry.path()),
+            Ok(meta) => meta.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// utime + stime from `/proc/<pid>/stat`. The command name may contain spaces and parentheses,
 /// so fields are counted from the last `)`.
 fn cpu_secs_from_stat(stat: &str) -> Option<f64> {
@@ -126,6 +154,18 @@ mod tests {
     fn own_counters_are_readable() {
         let counters = ProcCounters::read(None);
         assert!(counters.cpu_secs >= 0.0);
+        assert!(rss_bytes(std::process::id()).is_some_and(|rss| rss > 0));
+    }
+
+    #[test]
+    fn rss_and_disk_usage() {
+        let status = "Name:\tmayfly\nVmPeak:\t  9 kB\nVmRSS:\t   2048 kB\n";
+        assert_eq!(vm_rss_bytes(status), Some(2048 * 1024));
+        assert_eq!(vm_rss_bytes("Name: x\n"), None);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        fs::write(dir.path().join("sub/a"), vec![1u8; 10_000]).expect("write");
+        assert!(disk_usage(dir.path()) >= 10_000);
     }
 
     #[test]

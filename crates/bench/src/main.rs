@@ -2,11 +2,14 @@
 //! HTTP workloads and reports Mayfly/OpenBao ratios as a markdown table and, optionally, JSON.
 //! The storage suite: durable cubbyhole writes, reads, a timed restart and unseal. The auth
 //! suite: AppRole logins, token creates, KV v2 writes and reads with a non-root token, and the
-//! cost of a token holding many policies.
+//! cost of a token holding many policies. The audit suite (`audit.rs`) and the leases suite
+//! (`leases.rs`) have reports of their own.
 
 mod args;
+mod audit;
 mod auth;
 mod database;
+mod leases;
 mod load;
 mod machine;
 mod report;
@@ -28,7 +31,7 @@ const VERIFY_SAMPLES: usize = 20;
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let args = match args::parse(&raw) {
-        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Run(args)) => *args,
         Ok(Parsed::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -82,10 +85,42 @@ async fn run(args: Args) -> Result<(), String> {
     if args.suite == Suite::Database {
         return database::run(&args, command, machine).await;
     }
+    let bao_kind = Kind::OpenBao(args.bao_storage);
+    match args.suite {
+        Suite::Audit => {
+            let mayfly = audit::bench_server(Kind::Mayfly, &args.mayfly, &args).await?;
+            let openbao = match &args.bao {
+                Some(bao) => Some(audit::bench_server(bao_kind, bao, &args).await?),
+                None => None,
+            };
+            let report = audit::AuditReport::new(
+                command,
+                machine,
+                args.duration.as_secs_f64(),
+                args.client_threads,
+                mayfly,
+                openbao,
+            );
+            return emit(&report.markdown(), &report, &args);
+        }
+        Suite::Leases => {
+            let mayfly =
+                leases::bench_server(Kind::Mayfly, &args.mayfly, &args.lease_sizes, &args).await;
+            let openbao = match &args.bao {
+                Some(bao) if !args.bao_lease_sizes.is_empty() => {
+                    Some(leases::bench_server(bao_kind, bao, &args.bao_lease_sizes, &args).await)
+                }
+                _ => None,
+            };
+            let report = leases::LeasesReport::new(command, machine, &args, mayfly, openbao);
+            return emit(&report.markdown(), &report, &args);
+        }
+        Suite::Storage | Suite::Auth | Suite::All | Suite::Database => {}
+    }
 
     let mayfly = bench_server(Kind::Mayfly, &args.mayfly, &args).await?;
     let openbao = match &args.bao {
-        Some(bao) => Some(bench_server(Kind::OpenBao(args.bao_storage), bao, &args).await?),
+        Some(bao) => Some(bench_server(bao_kind, bao, &args).await?),
         None => None,
     };
 
@@ -104,15 +139,20 @@ async fn run(args: Args) -> Result<(), String> {
         openbao,
         acl_micro,
     );
-    print!("{}", report.markdown());
+    emit(&report.markdown(), &report, &args)
+}
+
+/// Prints a suite's markdown and writes its JSON if asked to.
+fn emit(markdown: &str, report: &impl serde::Serialize, args: &Args) -> Result<(), String> {
+    print!("{markdown}");
     if let Some(path) = &args.json_out {
-        write_json(path, &report)?;
+        write_json(path, report)?;
         eprintln!("JSON written to {}", path.display());
     }
     Ok(())
 }
 
-fn write_json(path: &Path, report: &Report) -> Result<(), String> {
+fn write_json(path: &Path, report: &impl serde::Serialize) -> Result<(), String> {
     let text =
         serde_json::to_string_pretty(report).map_err(|e| format!("serializing the report: {e}"))?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

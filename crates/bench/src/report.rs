@@ -443,7 +443,7 @@ pub fn thousands(value: f64) -> String {
 }
 
 /// Milliseconds with precision that suits the magnitude.
-fn millis(ms: f64) -> String {
+pub fn millis(ms: f64) -> String {
     if ms >= 100.0 {
         format!("{ms:.0} ms")
     } else if ms >= 10.0 {

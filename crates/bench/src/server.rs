@@ -23,7 +23,7 @@ const ACTIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// auth suite's creation of a token with 1,000 policies. Requests are still counted against it.
 const BAO_MAX_JSON_STRINGS: usize = 100_000;
 /// Health is polled this often, which bounds the resolution of the restart timings.
-const POLL_INTERVAL: Duration = Duration::from_millis(2);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
 
 /// OpenBao's durable single-node storages. OpenBao dropped Vault's `file` storage; `raft`
 /// (integrated storage) is the one it recommends.
@@ -122,6 +122,11 @@ impl Server {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Where the audit suite's file device writes: beside the data directory, on the same disk.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.path().join("audit.log")
     }
 
     /// Starts the server process; its output goes to a log inside the temporary directory.
@@ -236,6 +241,9 @@ listener "tcp" {{
 api_addr      = "http://127.0.0.1:{port}"
 cluster_addr  = "http://127.0.0.1:{cluster_port}"
 disable_mlock = true
+
+# The audit suite enables its file device through the API, as it does on Mayfly.
+unsafe_allow_api_audit_creation = true
 "#
             )
         }
@@ -258,7 +266,7 @@ impl Process {
         self.started
     }
 
-    fn check_alive(&mut self) -> Result<(), String> {
+    pub fn check_alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
             Ok(Some(status)) => Err(format!("the server exited early ({status})")),
             Ok(None) => Ok(()),
@@ -442,6 +450,10 @@ mod tests {
         assert!(raft.contains(r#"cluster_addr  = "http://127.0.0.1:8201""#));
         assert!(raft.contains("max_request_json_strings = 100000"), "{raft}");
         assert!(!mayfly.contains("max_request_json_strings"), "{mayfly}");
+        assert!(
+            raft.contains("unsafe_allow_api_audit_creation = true"),
+            "{raft}"
+        );
 
         let pebble = render_config(Kind::OpenBao(BaoStorage::Pebbledb), data, 1, 2);
         assert!(pebble.contains(r#"storage "pebbledb""#), "{pebble}");
