@@ -351,7 +351,23 @@ impl Core {
     /// every lease is marked due — durably, and resumed after a restart, so the revocation
     /// happens even if this server dies — then, when `sync`, each is revoked here and the
     /// failures are returned; otherwise the worker does the rest.
+    ///
+    /// The work runs in a task of its own: a client that gives up (or a request cut off by
+    /// the server's maximum duration) does not stop a revocation half-way.
     pub(crate) async fn revoke_prefix(
+        &self,
+        prefix: &str,
+        sync: bool,
+        force: bool,
+    ) -> Result<Vec<RevokeFailure>> {
+        let core = self.me.upgrade().ok_or(Error::Sealed)?;
+        let prefix = prefix.to_owned();
+        tokio::spawn(async move { core.revoke_prefix_now(&prefix, sync, force).await })
+            .await
+            .map_err(Error::internal)?
+    }
+
+    async fn revoke_prefix_now(
         &self,
         prefix: &str,
         sync: bool,
