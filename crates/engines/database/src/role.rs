@@ -138,7 +138,8 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
     ]
 }
 
-fn role_name(fields: &FieldData) -> Result<String> {
+/// The `name` path field, required non-empty (roles and static roles alike).
+pub(crate) fn role_name(fields: &FieldData) -> Result<String> {
     fields
         .string("name")
         .filter(|name| !name.is_empty())

@@ -157,6 +157,14 @@ pub fn render(query: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
+/// The queries of configured statements with `vars` substituted: [`expand`], then [`render`].
+pub fn render_all(statements: &[String], dialect: Dialect, vars: &[(&str, &str)]) -> Vec<String> {
+    expand(statements, dialect)
+        .iter()
+        .map(|query| render(query, vars))
+        .collect()
+}
+
 /// Coerces a statements field from a request: a string is one statement (an empty string is
 /// none), a list is several. Vault's `TypeStringSlice` does the same.
 pub fn from_value(value: &serde_json::Value) -> Option<Vec<String>> {

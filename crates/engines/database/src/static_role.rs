@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::{
     intent::unix_now,
     plugin::{UpdateUserRequest, UserChange},
+    role::role_name,
     schedule::Schedule,
     sorted,
     state::{Database, ROLE_PREFIX, STATIC_ROLE_PREFIX, missing_connection, plugin_error},
@@ -251,13 +252,6 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
                 "Rotates the static account's password now.",
             ),
     ]
-}
-
-fn role_name(fields: &FieldData) -> Result<String> {
-    fields
-        .string("name")
-        .filter(|name| !name.is_empty())
-        .ok_or_else(|| Error::invalid("empty role name attribute given"))
 }
 
 async fn exists(_: Arc<Database>, req: Request, fields: FieldData) -> Result<bool> {

@@ -19,7 +19,7 @@ use super::{
     PoolSettings, UpdateUserRequest, UserChange, bool_setting, format_expiration, setting,
 };
 use crate::{
-    statements::{Dialect, expand, render},
+    statements::{Dialect, expand, render, render_all},
     tls::split_cert_and_key,
 };
 
@@ -182,10 +182,7 @@ impl DatabasePlugin for MySql {
             ("password", req.password),
             ("expiration", expiration.as_str()),
         ];
-        let queries: Vec<String> = expand(req.statements, Dialect::MySql)
-            .iter()
-            .map(|query| render(query, &vars))
-            .collect();
+        let queries: Vec<String> = render_all(req.statements, Dialect::MySql, &vars);
         let secrets = [req.password, state.root_password.as_str()];
         let Err(failure) = state.run_transaction(&queries).await else {
             return Ok(());
@@ -227,10 +224,7 @@ impl DatabasePlugin for MySql {
                     ("username", req.username),
                     ("password", password),
                 ];
-                let queries: Vec<String> = expand(statements, Dialect::MySql)
-                    .iter()
-                    .map(|query| render(query, &vars))
-                    .collect();
+                let queries: Vec<String> = render_all(statements, Dialect::MySql, &vars);
                 state
                     .run_transaction(&queries)
                     .await
@@ -248,10 +242,7 @@ impl DatabasePlugin for MySql {
                     ("username", req.username),
                     ("expiration", expiration.as_str()),
                 ];
-                let queries: Vec<String> = expand(statements, Dialect::MySql)
-                    .iter()
-                    .map(|query| render(query, &vars))
-                    .collect();
+                let queries: Vec<String> = render_all(statements, Dialect::MySql, &vars);
                 state
                     .run_transaction(&queries)
                     .await
@@ -272,10 +263,7 @@ impl DatabasePlugin for MySql {
             req.statements
         };
         let vars = [("name", req.username), ("username", req.username)];
-        let queries: Vec<String> = expand(statements, Dialect::MySql)
-            .iter()
-            .map(|query| render(query, &vars))
-            .collect();
+        let queries: Vec<String> = render_all(statements, Dialect::MySql, &vars);
         state
             .run_transaction(&queries)
             .await

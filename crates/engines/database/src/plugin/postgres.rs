@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     pool::{Connector, Pool, Pooled},
-    statements::{Dialect, expand, render},
+    statements::{Dialect, render, render_all},
     tls::{TlsSettings, Verify, client_config},
 };
 
@@ -344,10 +344,7 @@ impl DatabasePlugin for Postgres {
             ("password", password.as_str()),
             ("expiration", expiration.as_str()),
         ];
-        let queries: Vec<String> = expand(req.statements, Dialect::Postgres)
-            .iter()
-            .map(|query| render(query, &vars))
-            .collect();
+        let queries: Vec<String> = render_all(req.statements, Dialect::Postgres, &vars);
         let secrets = [
             req.password,
             password.as_str(),
@@ -375,10 +372,8 @@ impl DatabasePlugin for Postgres {
             }
         };
         if !req.rollback_statements.is_empty() {
-            let rollback: Vec<String> = expand(req.rollback_statements, Dialect::Postgres)
-                .iter()
-                .map(|query| render(query, &vars))
-                .collect();
+            let rollback: Vec<String> =
+                render_all(req.rollback_statements, Dialect::Postgres, &vars);
             if let Ok(conn) = state.conn().await {
                 for query in &rollback {
                     if let Err(err) = conn.client.batch_execute(query).await {
@@ -409,10 +404,7 @@ impl DatabasePlugin for Postgres {
                     ("username", req.username),
                     ("password", value.as_str()),
                 ];
-                let queries: Vec<String> = expand(statements, Dialect::Postgres)
-                    .iter()
-                    .map(|query| render(query, &vars))
-                    .collect();
+                let queries: Vec<String> = render_all(statements, Dialect::Postgres, &vars);
                 state
                     .run_statements(&queries)
                     .await
@@ -434,10 +426,7 @@ impl DatabasePlugin for Postgres {
                     ("username", req.username),
                     ("expiration", expiration.as_str()),
                 ];
-                let queries: Vec<String> = expand(statements, Dialect::Postgres)
-                    .iter()
-                    .map(|query| render(query, &vars))
-                    .collect();
+                let queries: Vec<String> = render_all(statements, Dialect::Postgres, &vars);
                 state
                     .run_statements(&queries)
                     .await
@@ -457,10 +446,7 @@ impl DatabasePlugin for Postgres {
             Ok(())
         } else {
             let vars = [("name", req.username), ("username", req.username)];
-            let queries: Vec<String> = expand(req.statements, Dialect::Postgres)
-                .iter()
-                .map(|query| render(query, &vars))
-                .collect();
+            let queries: Vec<String> = render_all(req.statements, Dialect::Postgres, &vars);
             let _one_at_a_time = if touches_whole_schemas(&queries) {
                 Some(state.catalog_wide.lock().await)
             } else {
