@@ -498,13 +498,21 @@ impl Mounts {
 pub(crate) async fn delete_tree(view: &BarrierView, prefix: &str) -> Result<()> {
     let mut pending = vec![prefix.to_owned()];
     while let Some(folder) = pending.pop() {
-        for child in view.list(&folder).await? {
-            let key = format!("{folder}{child}");
-            if child.ends_with('/') {
-                pending.push(key);
-            } else {
-                view.delete(&key).await?;
+        let mut after = String::new();
+        loop {
+            let page = view.list_page(&folder, &after, 256).await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for child in page {
+                let key = format!("{folder}{child}");
+                if child.ends_with('/') {
+                    pending.push(key);
+                } else {
+                    view.delete(&key).await?;
+                }
             }
+            after = last;
         }
     }
     Ok(())
