@@ -154,7 +154,25 @@ pub(crate) fn escape(lease_id: &str) -> String {
 }
 
 pub(crate) fn unescape(escaped: &str) -> String {
-    escaped.replace("%2F", "/").replace("%25", "%")
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let code = rest.get(at..at + 3);
+        match code {
+            Some("%2F") => out.push('/'),
+            Some("%25") => out.push('%'),
+            // Not written by `escape`: kept as it is.
+            _ => {
+                out.push('%');
+                rest = &rest[at + 1..];
+                continue;
+            }
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn id_key(lease_id: &str) -> String {

@@ -770,3 +770,20 @@ async fn lease_count_quotas_hold_under_concurrency() {
     h.lease("free", "1h").await;
     h.lease("free", "1h").await;
 }
+
+#[test]
+fn lease_ids_survive_escaping_into_one_key_segment() {
+    for id in [
+        "auth/token/create/abc",
+        "database/creds/r/%2F-literal/x",
+        "100%/done%",
+        "%",
+        "",
+        "trailing/",
+        "ünïcode/ß%25",
+    ] {
+        let escaped = super::escape(id);
+        assert!(!escaped.contains('/'), "{escaped}");
+        assert_eq!(super::unescape(&escaped), id);
+    }
+}

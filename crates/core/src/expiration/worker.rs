@@ -27,6 +27,10 @@ const SCAN_BUDGET: usize = 4096;
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Leases a lane may have waiting per unit of its concurrency.
 const QUEUE_PER_SLOT: usize = 8;
+/// Due leases skipped in a row because their lanes are full after which a pass gives up: the
+/// lanes wake the loop when they have room, so rescanning meanwhile would only take CPU
+/// from the revocations themselves.
+const STALL_AFTER_SKIPS: usize = 256;
 
 /// One mount's revocations.
 struct Lane {
@@ -151,6 +155,7 @@ impl Core {
         let mut page_size = 64;
         let mut next_due = None;
         let mut reached_end = false;
+        let mut skipped_in_a_row = 0;
         'scan: while scanned < SCAN_BUDGET {
             let page = expiration
                 .view
@@ -188,8 +193,15 @@ impl Core {
                 };
                 let lane = scheduler.lane(&mount, concurrency);
                 if lane.queued.load(Ordering::Relaxed) >= lane.capacity() {
+                    skipped_in_a_row += 1;
+                    if skipped_in_a_row >= STALL_AFTER_SKIPS {
+                        // The next pass starts over, from the earliest lease skipped.
+                        cursor.clear();
+                        return Ok(MAX_SLEEP);
+                    }
                     continue;
                 }
+                skipped_in_a_row = 0;
                 lane.queued.fetch_add(1, Ordering::Relaxed);
                 scheduler.queued().insert(lease_id.clone());
                 let core = self.clone();
