@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::{
     duration::parse_duration_value,
     error::{Error, Result},
-    logical::{LogicalBackend, Operation, Request, Response, SecretLease},
+    logical::{LogicalBackend, Operation, Request, Response, SecretLease, StorageChange},
 };
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Response>>> + Send>>;
@@ -50,6 +50,8 @@ pub struct SecretType<S> {
     pub name: &'static str,
     /// `None`: leases of this type cannot be renewed.
     pub renew: Option<SecretHandler<S>>,
+    /// A response whose `secret` carries `commit_with_lease` has those changes committed
+    /// with the lease's deletion.
     pub revoke: SecretHandler<S>,
 }
 
@@ -381,9 +383,13 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
         state: Arc<S>,
         req: Request,
         secret: SecretLease,
-    ) -> Result<()> {
+    ) -> Result<Vec<StorageChange>> {
         let revoke = self.secret_type(&secret)?.revoke.clone();
-        revoke(state, req, secret).await.map(|_| ())
+        let response = revoke(state, req, secret).await?;
+        Ok(response
+            .and_then(|response| response.secret)
+            .map(|secret| secret.commit_with_lease)
+            .unwrap_or_default())
     }
 
     pub fn with_unauthenticated_paths(mut self, paths: &[&str]) -> Self {
@@ -573,7 +579,7 @@ impl<S: Send + Sync + 'static> LogicalBackend for Mounted<S> {
             .await
     }
 
-    async fn revoke_secret(&self, req: Request, secret: SecretLease) -> Result<()> {
+    async fn revoke_secret(&self, req: Request, secret: SecretLease) -> Result<Vec<StorageChange>> {
         self.framework
             .revoke_secret(self.state.clone(), req, secret)
             .await

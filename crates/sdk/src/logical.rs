@@ -370,9 +370,14 @@ pub trait LogicalBackend: Send + Sync {
     }
 
     /// Revokes a secret this backend issued (drops the database user…). Must be idempotent:
-    /// a secret that is already gone counts as revoked.
-    async fn revoke_secret(&self, _req: Request, _secret: SecretLease) -> Result<()> {
-        Ok(())
+    /// a secret that is already gone counts as revoked. The changes returned are committed
+    /// in the transaction that deletes the lease (the engine's own record of the secret, say).
+    async fn revoke_secret(
+        &self,
+        _req: Request,
+        _secret: SecretLease,
+    ) -> Result<Vec<StorageChange>> {
+        Ok(Vec::new())
     }
 
     /// Called once the mount is live (after unseal, or when it is enabled), before any request

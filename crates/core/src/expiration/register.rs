@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use mayfly_sdk::{
-    Error, Operation, Request, Result, SecretLease, StorageChange,
+    Error, Operation, Request, Result, SecretLease,
     ttl::{TtlRequest, calculate_ttl},
 };
 
-use super::{Admission, Counts, Expiration, LeaseEntry, LeaseKind};
+use super::{Admission, Counts, Expiration, LeaseEntry, LeaseKind, revoke::stage_changes};
 use crate::{
     Core,
     clock::to_unix_ms,
@@ -128,13 +128,7 @@ impl Core {
             last_error: None,
             irrevocable: false,
         };
-        let mut txn = Txn::new();
-        for change in std::mem::take(&mut secret.commit_with_lease) {
-            match change {
-                StorageChange::Put { key, value } => txn.put(&route.storage, &key, value)?,
-                StorageChange::Delete { key } => txn.delete(&route.storage, &key)?,
-            }
-        }
+        let txn = stage_changes(route, std::mem::take(&mut secret.commit_with_lease))?;
         expiration
             .register(&entry, txn, current_admission().as_ref())
             .await?;
@@ -156,7 +150,14 @@ impl Core {
         req.mount_type = route.entry.kind.clone();
         req.mount_ttls = route.entry.ttls(self.system_ttls());
         req.storage = Some(route.storage.clone());
-        if let Err(err) = route.backend.revoke_secret(req, secret.clone()).await {
+        let revoked = match route.backend.revoke_secret(req, secret.clone()).await {
+            Ok(changes) => match stage_changes(route, changes) {
+                Ok(txn) => txn.commit(route.storage.barrier()).await,
+                Err(err) => Err(err),
+            },
+            Err(err) => Err(err),
+        };
+        if let Err(err) = revoked {
             tracing::error!(
                 path = %request_path,
                 error = %err,

@@ -4,7 +4,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use mayfly_sdk::{Error, Operation, Request, Result, SecretLease, Storage, StorageExt};
+use mayfly_sdk::{
+    Error, Operation, Request, Result, SecretLease, Storage, StorageChange, StorageExt,
+};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
@@ -61,6 +63,18 @@ pub(crate) fn backoff(initial: Duration, attempt: u32) -> Duration {
     let base = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
     let jitter = f64::from(u32::from_le_bytes(random_bytes::<4>())) / f64::from(u32::MAX);
     base.mul_f64(0.5 + jitter)
+}
+
+/// Stages an engine's writes to its own storage.
+pub(crate) fn stage_changes(route: &RouteEntry, changes: Vec<StorageChange>) -> Result<Txn> {
+    let mut txn = Txn::new();
+    for change in changes {
+        match change {
+            StorageChange::Put { key, value } => txn.put(&route.storage, &key, value)?,
+            StorageChange::Delete { key } => txn.delete(&route.storage, &key)?,
+        }
+    }
+    Ok(txn)
 }
 
 /// Where a mount's revocation settings come from (0 means the default).
@@ -176,7 +190,7 @@ impl Core {
             };
         }
         match self.call_revoke(unsealed, &entry).await {
-            Ok(()) => self.delete_lease(expiration, &entry).await,
+            Ok(with_deletion) => self.delete_lease(expiration, &entry, with_deletion).await,
             Err(Error::Sealed) => Err(Error::Sealed),
             Err(err) => match mode {
                 Mode::Force => {
@@ -185,7 +199,7 @@ impl Core {
                         error = %err,
                         "Force-revoking a lease the engine failed to revoke: its secret may remain."
                     );
-                    self.delete_lease(expiration, &entry).await
+                    self.delete_lease(expiration, &entry, Txn::new()).await
                 }
                 Mode::Sync => Err(err),
                 Mode::Worker => self.record_failure(unsealed, entry, &err).await,
@@ -207,8 +221,9 @@ impl Core {
             .and_then(|mount| router.get(&mount.path).cloned())
     }
 
-    /// Asks the engine to revoke the secret. No lock but the lease's own is held.
-    async fn call_revoke(&self, unsealed: &Unsealed, entry: &LeaseEntry) -> Result<()> {
+    /// Asks the engine to revoke the secret. No lock but the lease's own is held. Returns the
+    /// engine's writes to commit with the lease's deletion, staged.
+    async fn call_revoke(&self, unsealed: &Unsealed, entry: &LeaseEntry) -> Result<Txn> {
         let route = Self::lease_route(unsealed, entry).ok_or_else(|| {
             Error::invalid(format!(
                 "the mount that issued this lease ({}) no longer exists",
@@ -221,10 +236,11 @@ impl Core {
         req.mount_ttls = route.entry.ttls(self.system_ttls());
         req.storage = Some(route.storage.clone());
         req.client_token_hash = entry.token_hash.clone();
-        route
+        let changes = route
             .backend
             .revoke_secret(req, Self::secret_of(entry))
-            .await
+            .await?;
+        stage_changes(&route, changes)
     }
 
     /// The engine's view of a lease.
@@ -240,11 +256,15 @@ impl Core {
         }
     }
 
-    /// Deletes a revoked lease and its index keys, and counts it out.
-    async fn delete_lease(&self, expiration: &Expiration, entry: &LeaseEntry) -> Result<()> {
+    /// Deletes a revoked lease and its index keys, and counts it out, in `txn`.
+    async fn delete_lease(
+        &self,
+        expiration: &Expiration,
+        entry: &LeaseEntry,
+        mut txn: Txn,
+    ) -> Result<()> {
         let _gate = expiration.quotas.shared().await;
         let quota_ids = expiration.quotas.covering(&entry.lease_id);
-        let mut txn = Txn::new();
         expiration.stage_delete(entry, &mut txn)?;
         expiration
             .commit_delete(

@@ -8,7 +8,7 @@ use std::{
 };
 
 use mayfly_sdk::{
-    Error, Operation, Request, Response, Result, SecretLease,
+    Error, Operation, Request, Response, Result, SecretLease, StorageChange,
     framework::{
         Field, FieldData, FieldKind, Path, SecretType, generic_name, handler, secret_handler,
     },
@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     intent::{self, Intent, IntentState, unix_now},
-    plugin::{DeleteUserRequest, NewUserRequest, UpdateUserRequest, UserChange},
+    plugin::{DeleteUserRequest, IntentGate, NewUserRequest, UpdateUserRequest, UserChange},
     role,
     state::{Database, Instance, missing_connection, plugin_error},
 };
@@ -162,8 +162,18 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         state: &state,
         id: record.id.clone(),
     };
-    intent::put(storage.as_ref(), &record).await?;
-
+    // The pending record is written while the plugin prepares the user; the plugin lets the
+    // user exist only once the record is durable (`IntentGate`), so the write's fsync
+    // overlaps the statements where the database allows it.
+    let (signal, gate) = IntentGate::pending();
+    let recording = tokio::spawn({
+        let (storage, record) = (storage.clone(), record.clone());
+        async move {
+            let written = intent::put(storage.as_ref(), &record).await;
+            signal.finish(written.is_ok());
+            written
+        }
+    });
     let created = {
         let _shared = instance.lock.read().await;
         instance
@@ -174,9 +184,12 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
                 expiration: now + decision.ttl + EXPIRY_BUFFER,
                 statements: &role.creation_statements,
                 rollback_statements: &role.rollback_statements,
+                intent: &gate,
             })
             .await
     };
+    // Unrecorded, the plugin created nothing: the storage error is the answer.
+    recording.await.map_err(Error::internal)??;
     if let Err(err) = created {
         // The plugin rolled back what it could; dropping the user as revocation would makes
         // sure nothing is left. If even that fails, the pending intent stays for
@@ -344,8 +357,17 @@ async fn revoke(
             .await
             .map_err(|err| plugin_error("failed to revoke user", err))?;
     }
-    if let Some(id) = internal_str(&secret, "intent_id") {
-        intent::remove(storage.as_ref(), id).await?;
-    }
-    Ok(None)
+    // The record goes with the lease, in one transaction.
+    let Some(id) = internal_str(&secret, "intent_id") else {
+        return Ok(None);
+    };
+    Ok(Some(Response {
+        secret: Some(SecretLease {
+            commit_with_lease: vec![StorageChange::Delete {
+                key: intent::key(id),
+            }],
+            ..secret
+        }),
+        ..Response::default()
+    }))
 }

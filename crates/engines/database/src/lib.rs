@@ -32,7 +32,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use mayfly_sdk::{
-    LogicalBackend, MountContext, Request, Response, Result, SecretLease,
+    LogicalBackend, MountContext, Request, Response, Result, SecretLease, StorageChange,
     framework::FrameworkBackend,
 };
 use serde_json::{Map, Value};
@@ -179,7 +179,7 @@ impl LogicalBackend for DatabaseBackend {
             .await
     }
 
-    async fn revoke_secret(&self, req: Request, secret: SecretLease) -> Result<()> {
+    async fn revoke_secret(&self, req: Request, secret: SecretLease) -> Result<Vec<StorageChange>> {
         self.framework
             .revoke_secret(self.state.clone(), req, secret)
             .await

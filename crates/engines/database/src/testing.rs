@@ -17,7 +17,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::{Map, Value, json};
 
 use crate::plugin::{
-    DatabasePlugin, DbError, DeleteUserRequest, InitializeRequest, NewUserRequest,
+    DatabasePlugin, DbError, DeleteUserRequest, InitializeRequest, IntentGate, NewUserRequest,
     UpdateUserRequest, UserChange,
     resp::{Reply, RespConn},
     scram_matches,
@@ -90,6 +90,7 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
             expiration: in_an_hour,
             statements: &statements,
             rollback_statements: &[],
+            intent: &IntentGate::open(),
         })
         .await
         .unwrap_or_else(|err| panic!("new_user: {err}"));
@@ -159,6 +160,7 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
             expiration: in_an_hour,
             statements: &db.failing_creation_statements(),
             rollback_statements: &db.rollback_statements(),
+            intent: &IntentGate::open(),
         })
         .await;
     assert!(failed.is_err(), "the failing creation fails");
@@ -169,6 +171,63 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
         "a failed creation leaves nothing behind"
     );
 
+    // A user comes to exist only once the engine's record of it is durable.
+    let waiting = unique("v_wait");
+    let (signal, gate) = IntentGate::pending();
+    let record_later = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let existed_early = db.user_exists(&waiting).await;
+        signal.finish(true);
+        existed_early
+    };
+    let (created, existed_early) = tokio::join!(
+        plugin.new_user(NewUserRequest {
+            username: &waiting,
+            password,
+            expiration: in_an_hour,
+            statements: &statements,
+            rollback_statements: &[],
+            intent: &gate,
+        }),
+        record_later
+    );
+    created.unwrap_or_else(|err| panic!("new_user behind a gate: {err}"));
+    assert!(
+        !existed_early,
+        "no user exists before its creation is recorded"
+    );
+    assert!(
+        db.user_exists(&waiting).await,
+        "the user exists once recorded"
+    );
+    plugin
+        .delete_user(DeleteUserRequest {
+            username: &waiting,
+            statements: &[],
+        })
+        .await
+        .unwrap_or_else(|err| panic!("delete_user: {err}"));
+
+    // A creation the engine could not record creates nothing.
+    let unrecorded = unique("v_unrec");
+    let (signal, gate) = IntentGate::pending();
+    signal.finish(false);
+    let abandoned = plugin
+        .new_user(NewUserRequest {
+            username: &unrecorded,
+            password,
+            expiration: in_an_hour,
+            statements: &statements,
+            rollback_statements: &db.rollback_statements(),
+            intent: &gate,
+        })
+        .await;
+    assert_eq!(abandoned, Err(DbError::Abandoned));
+    assert!(
+        !db.user_exists(&unrecorded).await,
+        "an unrecorded creation leaves nothing behind"
+    );
+
     plugin.close().await;
     let closed = plugin
         .new_user(NewUserRequest {
@@ -177,6 +236,7 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
             expiration: in_an_hour,
             statements: &statements,
             rollback_statements: &[],
+            intent: &IntentGate::open(),
         })
         .await;
     assert_eq!(closed, Err(DbError::NotInitialized));

@@ -164,9 +164,16 @@ impl Mount {
         self.backend.renew_secret(req, secret).await
     }
 
+    /// Revokes, and commits the writes the engine asked to go with the lease's deletion.
     async fn revoke(&self, secret: SecretLease) -> Result<(), Error> {
         let req = self.request(Operation::Revoke, "creds/x", json!({}));
-        self.backend.revoke_secret(req, secret).await
+        for change in self.backend.revoke_secret(req, secret).await? {
+            match change {
+                StorageChange::Put { key, value } => self.storage.put(&key, &value).await?,
+                StorageChange::Delete { key } => self.storage.delete(&key).await?,
+            }
+        }
+        Ok(())
     }
 
     async fn stored_config(&self, name: &str) -> DbConfig {

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use tokio::sync::watch;
 
 pub use self::{
     mysql::{Flavor as MySqlFlavor, MySql},
@@ -33,6 +34,10 @@ pub enum DbError {
     /// The plugin was used before `initialize`, or after `close`.
     #[error("plugin is not initialized")]
     NotInitialized,
+    /// The engine could not record the user it was about to create, so the plugin did not
+    /// create it.
+    #[error("the user was not created: its creation could not be recorded")]
+    Abandoned,
 }
 
 impl DbError {
@@ -51,6 +56,7 @@ impl DbError {
             DbError::Connection(m) => DbError::Connection(clean(m)),
             DbError::Statement(m) => DbError::Statement(clean(m)),
             DbError::NotInitialized => DbError::NotInitialized,
+            DbError::Abandoned => DbError::Abandoned,
         }
     }
 
@@ -87,6 +93,53 @@ pub struct InitializeRequest {
     pub verify_connection: bool,
 }
 
+/// Opens once the engine's record of the user about to be created is durable. A plugin waits
+/// on it before the new user can exist: just before its commit where DDL is transactional
+/// (PostgreSQL), so the record's write overlaps the statements; before its first statement
+/// elsewhere.
+#[derive(Debug, Clone)]
+pub struct IntentGate(watch::Receiver<Option<bool>>);
+
+/// The engine's side of an [`IntentGate`]. Dropped without [`IntentSignal::finish`], the gate
+/// fails.
+#[derive(Debug)]
+pub struct IntentSignal(watch::Sender<Option<bool>>);
+
+impl IntentGate {
+    /// A gate with nothing to wait for.
+    pub fn open() -> IntentGate {
+        IntentGate(watch::channel(Some(true)).1)
+    }
+
+    /// A closed gate and the signal that opens it.
+    pub fn pending() -> (IntentSignal, IntentGate) {
+        let (signal, gate) = watch::channel(None);
+        (IntentSignal(signal), IntentGate(gate))
+    }
+
+    /// Waits until the record is written; fails if it could not be.
+    pub async fn wait(&self) -> DbResult<()> {
+        let mut gate = self.0.clone();
+        let written = gate
+            .wait_for(Option::is_some)
+            .await
+            .is_ok_and(|outcome| *outcome == Some(true));
+        if written {
+            Ok(())
+        } else {
+            Err(DbError::Abandoned)
+        }
+    }
+}
+
+impl IntentSignal {
+    /// Opens the gate (`written`) or fails it.
+    pub fn finish(self, written: bool) {
+        // No receiver left means no plugin waits any more: nothing to tell.
+        let _ = self.0.send(Some(written));
+    }
+}
+
 /// A user to create. The engine chooses the username (so it can record it before the user
 /// exists) and the password.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +152,8 @@ pub struct NewUserRequest<'a> {
     pub statements: &'a [String],
     /// Run if creation fails part-way, to remove what was created.
     pub rollback_statements: &'a [String],
+    /// Opens when the user may come to exist.
+    pub intent: &'a IntentGate,
 }
 
 /// What to change about an existing user.

@@ -184,6 +184,8 @@ impl DatabasePlugin for MySql {
         ];
         let queries: Vec<String> = render_all(req.statements, Dialect::MySql, &vars);
         let secrets = [req.password, state.root_password.as_str()];
+        // MySQL commits DDL as it runs: the user exists from its CREATE USER on.
+        req.intent.wait().await?;
         let Err(failure) = state.run_transaction(&queries).await else {
             return Ok(());
         };

@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 use tokio_postgres::{Client, NoTls, config::SslMode, error::SqlState};
 
 use super::{
-    DatabasePlugin, DbError, DbResult, DeleteUserRequest, InitializeRequest, NewUserRequest,
-    PoolSettings, UpdateUserRequest, UserChange, bool_setting, format_expiration, setting,
+    DatabasePlugin, DbError, DbResult, DeleteUserRequest, InitializeRequest, IntentGate,
+    NewUserRequest, PoolSettings, UpdateUserRequest, UserChange, bool_setting, format_expiration,
+    setting,
 };
 use crate::{
     pool::{Connector, Pool, Pooled},
@@ -27,8 +28,8 @@ const DEFAULT_USERNAME_TEMPLATE: &str = r#"{{ printf "v-%s-%s-%s-%s" (.DisplayNa
 const DEFAULT_RENEW: &str = r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}';"#;
 const DEFAULT_CHANGE_PASSWORD: &str = r#"ALTER ROLE "{{username}}" WITH PASSWORD '{{password}}';"#;
 
-/// How often a creation that lost a catalog race is retried before giving up.
-const CREATION_ATTEMPTS: u32 = 12;
+/// How often a statement that lost a catalog race is tried before giving up.
+const CONFLICT_ATTEMPTS: u32 = 12;
 
 /// How `{{password}}` reaches the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,8 @@ struct Connected {
     /// TABLES …`). Run concurrently, PostgreSQL makes them deadlock (detected only after
     /// `deadlock_timeout`) or fail with "tuple concurrently updated"; measured with the
     /// seed's statement at 16 clients, one at a time was several times faster than
-    /// concurrently with retries. Other statements (`IN ROLE` grants) still run in parallel.
+    /// concurrently with retries. Other statements (`IN ROLE` grants, and revocations from
+    /// users that hold no table privileges) still run in parallel.
     catalog_wide: tokio::sync::Mutex<()>,
 }
 
@@ -175,15 +177,43 @@ async fn run_transaction(
     conn: &mut Pooled<PgConnector>,
     queries: &[String],
 ) -> Result<(), tokio_postgres::Error> {
+    match run_gated_transaction(conn, queries, &IntentGate::open()).await {
+        Ok(()) => Ok(()),
+        Err(GatedError::Database(err)) => Err(err),
+        Err(GatedError::Abandoned) => unreachable!("an open gate never fails"),
+    }
+}
+
+/// How a transaction behind an [`IntentGate`] fails.
+enum GatedError {
+    Database(tokio_postgres::Error),
+    /// The gate failed: the transaction was rolled back.
+    Abandoned,
+}
+
+/// Runs `queries` in one transaction that commits only once `intent` opens. PostgreSQL's DDL
+/// is transactional, so nothing the queries create exists before that commit.
+async fn run_gated_transaction(
+    conn: &mut Pooled<PgConnector>,
+    queries: &[String],
+    intent: &IntentGate,
+) -> Result<(), GatedError> {
     let result = async {
-        let tx = conn.client.transaction().await?;
+        let tx = conn
+            .client
+            .transaction()
+            .await
+            .map_err(GatedError::Database)?;
         for query in queries {
-            tx.batch_execute(query).await?;
+            tx.batch_execute(query)
+                .await
+                .map_err(GatedError::Database)?;
         }
-        tx.commit().await
+        intent.wait().await.map_err(|_| GatedError::Abandoned)?;
+        tx.commit().await.map_err(GatedError::Database)
     }
     .await;
-    if let Err(err) = &result
+    if let Err(GatedError::Database(err)) = &result
         && err.as_db_error().is_none()
     {
         conn.discard();
@@ -235,6 +265,7 @@ impl Connected {
             )
             .await
             .map_err(classify)?;
+        let holds_table_privileges = !schemas.is_empty();
         for row in schemas {
             let schema: String = row.get(0);
             let schema = quote_ident(&schema);
@@ -264,10 +295,34 @@ impl Connected {
         // remaining privilege and default privilege is dropped.
         steps.push(format!("REASSIGN OWNED BY {role} TO CURRENT_USER"));
         steps.push(format!("DROP OWNED BY {role}"));
+        // Revoking what a user holds on every table rewrites those tables' catalog rows, which
+        // concurrent revocations fight over; a user that holds no table privileges (an
+        // `IN ROLE` member) changes no row there, so those revocations run in parallel. A
+        // conflict all the same (sequence privileges) is retried one at a time.
+        let mut one_at_a_time = if holds_table_privileges {
+            Some(self.catalog_wide.lock().await)
+        } else {
+            None
+        };
         let mut last_error = None;
         for step in &steps {
-            if let Err(err) = conn.client.batch_execute(step).await {
-                last_error = Some(classify(err));
+            let mut attempt = 0;
+            loop {
+                match conn.client.batch_execute(step).await {
+                    Ok(()) => break,
+                    Err(err) if is_retryable(&err) && attempt + 1 < CONFLICT_ATTEMPTS => {
+                        attempt += 1;
+                        if one_at_a_time.is_none() {
+                            one_at_a_time = Some(self.catalog_wide.lock().await);
+                        } else {
+                            tokio::time::sleep(backoff(attempt)).await;
+                        }
+                    }
+                    Err(err) => {
+                        last_error = Some(classify(err));
+                        break;
+                    }
+                }
             }
         }
         match conn
@@ -361,14 +416,18 @@ impl DatabasePlugin for Postgres {
                 Ok(conn) => conn,
                 Err(err) => break err,
             };
-            match run_transaction(&mut conn, &queries).await {
+            match run_gated_transaction(&mut conn, &queries, req.intent).await {
                 Ok(()) => return Ok(()),
-                Err(err) if is_retryable(&err) && attempt + 1 < CREATION_ATTEMPTS => {
+                // Rolled back before anything existed: there is nothing to undo.
+                Err(GatedError::Abandoned) => return Err(DbError::Abandoned),
+                Err(GatedError::Database(err))
+                    if is_retryable(&err) && attempt + 1 < CONFLICT_ATTEMPTS =>
+                {
                     attempt += 1;
                     drop(conn);
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(err) => break classify(err),
+                Err(GatedError::Database(err)) => break classify(err),
             }
         };
         if !req.rollback_statements.is_empty() {
@@ -438,8 +497,6 @@ impl DatabasePlugin for Postgres {
     async fn delete_user(&self, req: DeleteUserRequest<'_>) -> DbResult<()> {
         let state = self.connected()?;
         let result = if req.statements.is_empty() {
-            // The default revocation revokes on all tables of the schemas.
-            let _one_at_a_time = state.catalog_wide.lock().await;
             state.default_delete(req.username).await
         } else if !state.role_exists(req.username).await? {
             // Revocation must be idempotent; custom statements often are not.

@@ -244,6 +244,7 @@ impl DatabasePlugin for Redis {
         ];
         args.extend(rules.iter().map(|rule| rule.as_bytes()));
         let mut conn = state.pool.get().await?;
+        req.intent.wait().await?;
         // ACL SETUSER applies all rules or none, so a failure leaves nothing to roll back.
         state
             .run(&mut conn, &args)
