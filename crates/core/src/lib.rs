@@ -16,6 +16,7 @@ pub mod policy_store;
 pub mod random;
 pub mod registry;
 pub mod sys;
+mod system_view;
 pub mod token;
 pub mod view;
 mod wrapping;
@@ -382,7 +383,7 @@ impl Core {
 
     /// The services engines may call (password generation…).
     pub(crate) fn system_view(&self) -> Arc<dyn mayfly_sdk::SystemView> {
-        Arc::new(sys::password_policies::CoreSystemView {
+        Arc::new(system_view::CoreSystemView {
             core: self.me.clone(),
         })
     }
@@ -678,7 +679,13 @@ impl Core {
         if let Some(response) = response.as_mut()
             && let Some(secret) = response.secret.as_mut()
             && !secret.secret_type.is_empty()
-            && secret.lease_id.is_empty()
+            && !secret.lease_id.is_empty()
+        {
+            // Registered by the engine itself (`SystemView::register_lease`).
+            secret.internal_data.clear();
+        } else if let Some(response) = response.as_mut()
+            && let Some(secret) = response.secret.as_mut()
+            && !secret.secret_type.is_empty()
         {
             match self
                 .register_secret(&route, &path, token_hash.as_deref(), secret)

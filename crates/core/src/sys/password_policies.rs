@@ -1,12 +1,11 @@
 //! `sys/policies/password/:name`: named password policies (Vault's HCL rules) and their
-//! `generate` endpoint; also the [`SystemView`] engines use to generate from them.
+//! `generate` endpoint; engines generate from them through the core's `SystemView`.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use base64::Engine;
 use mayfly_sdk::{
-    Error, Operation, Request, Response, Result, StorageExt, SystemView,
+    Error, Operation, Request, Response, Result, StorageExt,
     framework::{Field, FieldData, FieldKind, Path, handler},
     password::PasswordPolicy,
 };
@@ -141,7 +140,7 @@ async fn load(core: &Core, name: &str) -> Result<Option<StoredPolicy>> {
 }
 
 /// A password from the named policy, or from Vault's default when `name` is empty.
-async fn generate_from(core: &Core, name: Option<&str>) -> Result<String> {
+pub(crate) async fn generate_from(core: &Core, name: Option<&str>) -> Result<String> {
     let policy = match name.filter(|name| !name.is_empty()) {
         None => PasswordPolicy::vault_default(),
         Some(name) => {
@@ -154,24 +153,4 @@ async fn generate_from(core: &Core, name: Option<&str>) -> Result<String> {
     policy
         .generate()
         .map_err(|err| Error::internal(format!("unable to generate password: {err}")))
-}
-
-/// The core's services as engines see them. Holds the core weakly: engines live inside the
-/// core's mount table.
-pub(crate) struct CoreSystemView {
-    pub(crate) core: Weak<Core>,
-}
-
-#[async_trait]
-impl SystemView for CoreSystemView {
-    async fn generate_password(&self, policy: Option<&str>) -> Result<String> {
-        let core = self.core.upgrade().ok_or(Error::Sealed)?;
-        generate_from(&core, policy).await.map_err(|err| match err {
-            Error::Coded { status: 404, .. } => Error::invalid(format!(
-                "password policy {:?} does not exist",
-                policy.unwrap_or_default()
-            )),
-            other => other,
-        })
-    }
 }

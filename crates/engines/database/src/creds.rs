@@ -74,18 +74,6 @@ fn username(instance: &Instance, display_name: &str, role_name: &str) -> Result<
     Ok(name)
 }
 
-/// Removes the in-flight mark however the creation ends.
-struct InFlight<'a> {
-    state: &'a Database,
-    id: String,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.state.in_flight().remove(&self.id);
-    }
-}
-
 async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<Option<Response>> {
     let name = fields
         .string("name")
@@ -145,36 +133,52 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         ))
     })?;
 
-    let mut record = Intent {
+    // The lease, with the engine's issued record, is registered before the user can exist,
+    // so no crash can leave a user that no lease covers; a lease whose user never came to
+    // exist is harmless, as revocation skips missing users. The registration's fsync runs
+    // while the plugin prepares the user, which waits for it (`IntentGate`): before COMMIT in
+    // PostgreSQL, whose DDL is transactional, and before the first statement elsewhere.
+    let issued_at = unix_now();
+    let record = Intent {
         version: 1,
         id: uuid::Uuid::new_v4().to_string(),
-        state: IntentState::Pending,
+        state: IntentState::Issued,
         db_name: role.db_name.clone(),
         role: name.clone(),
         username: username.clone(),
         revocation_statements: role.revocation_statements.clone(),
-        created_at: unix_now(),
-        expires_at: 0,
+        created_at: issued_at,
+        expires_at: issued_at + decision.ttl.as_secs(),
         boot: state.boot_id.clone(),
     };
-    state.in_flight().insert(record.id.clone());
-    let _in_flight = InFlight {
-        state: &state,
-        id: record.id.clone(),
-    };
-    // The pending record is written while the plugin prepares the user; the plugin lets the
-    // user exist only once the record is durable (`IntentGate`), so the write's fsync
-    // overlaps the statements where the database allows it.
-    let (signal, gate) = IntentGate::pending();
-    let recording = tokio::spawn({
-        let (storage, record) = (storage.clone(), record.clone());
-        async move {
-            let written = intent::put(storage.as_ref(), &record).await;
-            signal.finish(written.is_ok());
-            written
-        }
+    let internal = json!({
+        "username": username,
+        "role": name,
+        "db_name": role.db_name,
+        "revocation_statements": role.revocation_statements,
+        "intent_id": record.id,
+        "issued_at": issued_at,
     });
-    let created = {
+    let Value::Object(internal_data) = internal else {
+        return Err(Error::internal("internal data is not an object"));
+    };
+    let mut secret = SecretLease {
+        lease_id: String::new(),
+        ttl: decision.ttl,
+        max_ttl: role.max_ttl(),
+        renewable: true,
+        secret_type: SECRET_CREDS.to_owned(),
+        internal_data,
+        commit_with_lease: vec![intent::issued_change(&record)?],
+    };
+    let system = req.system()?.clone();
+    let (signal, gate) = IntentGate::pending();
+    let register = async {
+        let registered = system.register_lease(&req, &mut secret).await;
+        signal.finish(registered.is_ok());
+        registered
+    };
+    let create = async {
         let _shared = instance.lock.read().await;
         instance
             .plugin
@@ -188,51 +192,28 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
             })
             .await
     };
-    // Unrecorded, the plugin created nothing: the storage error is the answer.
-    recording.await.map_err(Error::internal)??;
+    let (registered, created) = tokio::join!(register, create);
+    // Unregistered, the plugin created nothing: the registration's error (a full lease
+    // quota, say) is the answer.
+    let mut warnings = decision.warnings;
+    warnings.extend(registered?);
     if let Err(err) = created {
-        // The plugin rolled back what it could; dropping the user as revocation would makes
-        // sure nothing is left. If even that fails, the pending intent stays for
-        // reconciliation.
-        if let Err(cleanup) = intent::drop_user(&state, storage.as_ref(), &record).await {
+        // The plugin rolled back what it could; revoking the lease drops whatever is left
+        // and its record. If that fails the lease stays due, and the worker retries it.
+        if let Err(cleanup) = system.revoke_lease(&secret.lease_id).await {
             tracing::warn!(db = %record.db_name, role = %name, error = %cleanup,
-                "Could not clean up after a failed creation; reconciliation will retry.");
+                "Could not revoke the lease of a failed creation; it will be retried.");
         }
         return Err(plugin_error("failed to create user", err));
     }
 
-    // The issued record commits with the lease; until then the intent stays pending, and a
-    // crash before the lease exists leaves a user that reconciliation drops.
-    record.state = IntentState::Issued;
-    record.expires_at = unix_now() + decision.ttl.as_secs();
-    let issued = intent::issued_change(&record)?;
-
     let mut data = Map::new();
-    data.insert("username".to_owned(), Value::String(username.clone()));
+    data.insert("username".to_owned(), Value::String(username));
     data.insert("password".to_owned(), Value::String(password));
-    let internal = json!({
-        "username": username,
-        "role": name,
-        "db_name": role.db_name,
-        "revocation_statements": role.revocation_statements,
-        "intent_id": record.id,
-        "issued_at": unix_now(),
-    });
-    let Value::Object(internal_data) = internal else {
-        return Err(Error::internal("internal data is not an object"));
-    };
     Ok(Some(Response {
         data: Some(data),
-        secret: Some(SecretLease {
-            lease_id: String::new(),
-            ttl: decision.ttl,
-            max_ttl: role.max_ttl(),
-            renewable: true,
-            secret_type: SECRET_CREDS.to_owned(),
-            internal_data,
-            commit_with_lease: vec![issued],
-        }),
-        warnings: decision.warnings,
+        secret: Some(secret),
+        warnings,
         ..Response::default()
     }))
 }

@@ -1,15 +1,18 @@
 //! Creation intents: the engine's own record of every database user it creates, written
 //! before the user exists and removed when the user is revoked.
 //!
-//! A credential goes through two states. `Pending` is written before the plugin runs the
-//! creation statements; if the process dies there, the user may exist with no lease and no
-//! client that knows its password, and reconciliation drops it. `Issued` is written by the
-//! core in the same storage transaction as the lease (`SecretLease::commit_with_lease`), so a
-//! user is either covered by a lease or still pending: there is no moment where a crash
-//! leaves a user that no lease covers and reconciliation would keep. Renewals move the
-//! recorded expiry forward and revocation removes the record. Reconciliation also drops any
-//! issued user whose expiry passed a grace period ago without a revocation (a lease removed
-//! by `revoke-force`, say), so nothing outlives its expiry by much.
+//! The record is written `Issued`, by the core, in the same storage transaction as the lease
+//! (`SecretLease::commit_with_lease`), and that transaction commits before the plugin lets the
+//! user exist (`SystemView::register_lease` and the plugin's `IntentGate`): a crash can leave
+//! a lease whose user never came to exist, which revocation skips, but never a user that no
+//! lease covers. Renewals move the recorded expiry forward, and revocation deletes the record
+//! in the lease's own deletion. Reconciliation drops any issued user whose expiry passed a
+//! grace period ago without a revocation (a lease removed by `revoke-force`, say), so nothing
+//! outlives its expiry by much.
+//!
+//! Earlier versions wrote a `Pending` record before creating the user and the issued one
+//! after; reconciliation still drops the users of pending records such a version left behind
+//! when it died.
 
 use std::{
     sync::Arc,
@@ -137,7 +140,7 @@ pub(crate) async fn reconcile(
     let mut report = ReconcileReport::default();
     let now = unix_now();
     for id in storage.list(INTENT_PREFIX).await? {
-        if id.ends_with('/') || state.in_flight().contains(&id) {
+        if id.ends_with('/') {
             continue;
         }
         let Some(intent) = load(storage, &id).await? else {
@@ -152,10 +155,6 @@ pub(crate) async fn reconcile(
             IntentState::Issued => intent.expires_at.saturating_add(grace.as_secs()) <= now,
         };
         if !due {
-            continue;
-        }
-        // The request may have finished between the listing and now.
-        if state.in_flight().contains(&id) {
             continue;
         }
         match drop_user(state, storage, &intent).await {

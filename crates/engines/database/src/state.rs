@@ -2,7 +2,7 @@
 //! background work (recovery and reconciliation) that runs while the mount is live.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex},
 };
 
@@ -96,8 +96,6 @@ pub struct Database {
     pub(crate) connections: tokio::sync::Mutex<HashMap<String, Arc<Instance>>>,
     /// Set once the mount is live; background work needs storage outside requests.
     pub(crate) mount: Mutex<Option<MountContext>>,
-    /// Intents whose creation is running in this process, so reconciliation leaves them be.
-    pub(crate) in_flight: Mutex<HashSet<String>>,
     /// Names this process's life of the mount: a pending intent written under another boot
     /// belongs to a request that died with its process.
     pub(crate) boot_id: String,
@@ -114,7 +112,6 @@ impl Database {
         Database {
             connections: tokio::sync::Mutex::new(HashMap::new()),
             mount: Mutex::new(None),
-            in_flight: Mutex::new(HashSet::new()),
             boot_id: uuid::Uuid::new_v4().to_string(),
             shutdown: Notify::new(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
@@ -129,12 +126,6 @@ impl Database {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-    }
-
-    pub(crate) fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) async fn config(

@@ -1,11 +1,15 @@
 //! Engine tests: each plugin's conformance run, and the engine's paths, leases, intents and
 //! root rotation against the real local servers, on in-memory storage.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock, Weak},
+    time::Duration,
+};
 
 use mayfly_sdk::{
     Error, LogicalBackend, MountContext, MountTtls, Operation, Request, Response, SecretLease,
-    Storage, StorageChange, StorageExt,
+    Storage, StorageChange, StorageExt, SystemView,
     system::StaticSystemView,
     testing::{MemoryStorage, request},
 };
@@ -59,22 +63,101 @@ async fn redis_conformance() {
     .await;
 }
 
+/// The core's part in leases, for engine tests: registering a lease commits the engine's
+/// writes at once, and revoking one runs the engine's revoke handler and commits its writes.
+struct LeaseKeeper {
+    passwords: StaticSystemView,
+    storage: Arc<MemoryStorage>,
+    backend: OnceLock<Weak<DatabaseBackend>>,
+    leases: Mutex<HashMap<String, SecretLease>>,
+}
+
+impl LeaseKeeper {
+    fn new(storage: Arc<MemoryStorage>, passwords: StaticSystemView) -> Arc<LeaseKeeper> {
+        Arc::new(LeaseKeeper {
+            passwords,
+            storage,
+            backend: OnceLock::new(),
+            leases: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn apply(&self, changes: Vec<StorageChange>) -> Result<(), Error> {
+        for change in changes {
+            match change {
+                StorageChange::Put { key, value } => self.storage.put(&key, &value).await?,
+                StorageChange::Delete { key } => self.storage.delete(&key).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl SystemView for LeaseKeeper {
+    async fn generate_password(&self, policy: Option<&str>) -> Result<String, Error> {
+        self.passwords.generate_password(policy).await
+    }
+
+    async fn register_lease(
+        &self,
+        req: &Request,
+        secret: &mut SecretLease,
+    ) -> Result<Vec<String>, Error> {
+        self.passwords.register_lease(req, secret).await?;
+        self.apply(std::mem::take(&mut secret.commit_with_lease))
+            .await?;
+        self.leases
+            .lock()
+            .unwrap()
+            .insert(secret.lease_id.clone(), secret.clone());
+        Ok(Vec::new())
+    }
+
+    async fn revoke_lease(&self, lease_id: &str) -> Result<(), Error> {
+        let Some(secret) = self.leases.lock().unwrap().get(lease_id).cloned() else {
+            return Ok(());
+        };
+        let backend = self
+            .backend
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or(Error::Sealed)?;
+        let req = request(
+            Operation::Revoke,
+            "database/",
+            "creds/x",
+            json!({}),
+            self.storage.clone(),
+        );
+        let changes = backend.revoke_secret(req, secret).await?;
+        self.apply(changes).await?;
+        self.leases.lock().unwrap().remove(lease_id);
+        Ok(())
+    }
+}
+
 /// A mounted engine on in-memory storage, as the router would drive it.
 struct Mount {
-    backend: DatabaseBackend,
+    backend: Arc<DatabaseBackend>,
     storage: Arc<MemoryStorage>,
-    system: Arc<StaticSystemView>,
+    system: Arc<LeaseKeeper>,
 }
 
 impl Mount {
     async fn new() -> Mount {
-        let backend = DatabaseBackend::new(Settings {
+        Mount::with_passwords(StaticSystemView::new()).await
+    }
+
+    async fn with_passwords(passwords: StaticSystemView) -> Mount {
+        let backend = Arc::new(DatabaseBackend::new(Settings {
             reconcile_interval: Duration::from_secs(3600),
             expiry_grace: Duration::ZERO,
             rotation_tick: Duration::from_millis(500),
-        });
+        }));
         let storage = MemoryStorage::new();
-        let system = Arc::new(StaticSystemView::new());
+        let system = LeaseKeeper::new(storage.clone(), passwords);
+        let _ = system.backend.set(Arc::downgrade(&backend));
         backend
             .initialize(MountContext {
                 mount_point: "database/".into(),
@@ -136,8 +219,7 @@ impl Mount {
         Value::Object(response.data.unwrap_or_default())
     }
 
-    /// Reads credentials; returns the data and the lease. Commits the writes the engine asked
-    /// to go with the lease, as the core does when it registers it.
+    /// Reads credentials; returns the data and the lease.
     async fn creds(&self, role: &str) -> (String, String, SecretLease) {
         let response = self
             .call(Operation::Read, &format!("creds/{role}"), json!({}))
@@ -145,13 +227,11 @@ impl Mount {
             .unwrap_or_else(|err| panic!("creds/{role}: {err}"))
             .expect("credentials");
         let data = response.data.expect("data");
-        let mut secret = response.secret.expect("a lease");
-        for change in std::mem::take(&mut secret.commit_with_lease) {
-            match change {
-                StorageChange::Put { key, value } => self.storage.put(&key, &value).await.unwrap(),
-                StorageChange::Delete { key } => self.storage.delete(&key).await.unwrap(),
-            }
-        }
+        let secret = response.secret.expect("a lease");
+        assert!(
+            !secret.lease_id.is_empty(),
+            "the engine registered the lease"
+        );
         (
             data["username"].as_str().unwrap().to_owned(),
             data["password"].as_str().unwrap().to_owned(),
@@ -167,13 +247,8 @@ impl Mount {
     /// Revokes, and commits the writes the engine asked to go with the lease's deletion.
     async fn revoke(&self, secret: SecretLease) -> Result<(), Error> {
         let req = self.request(Operation::Revoke, "creds/x", json!({}));
-        for change in self.backend.revoke_secret(req, secret).await? {
-            match change {
-                StorageChange::Put { key, value } => self.storage.put(&key, &value).await?,
-                StorageChange::Delete { key } => self.storage.delete(&key).await?,
-            }
-        }
-        Ok(())
+        let changes = self.backend.revoke_secret(req, secret).await?;
+        self.system.apply(changes).await
     }
 
     async fn stored_config(&self, name: &str) -> DbConfig {
@@ -853,14 +928,14 @@ async fn interrupted_root_rotations_settle_on_the_password_that_works() {
 #[tokio::test]
 async fn password_policies_and_username_templates_apply() {
     with_db(TestPostgres::start().await, |db| async move {
-        let mut mount = Mount::new().await;
-        mount.system = Arc::new(StaticSystemView::new().with_policy(
+        let mount = Mount::with_passwords(StaticSystemView::new().with_policy(
             "digits",
             mayfly_sdk::password::PasswordPolicy::parse(
                 "length = 12\nrule \"charset\" {\n charset = \"0123456789\"\n min-chars = 12\n}",
             )
             .unwrap(),
-        ));
+        ))
+        .await;
         mount
             .write(
                 "config/pg",
