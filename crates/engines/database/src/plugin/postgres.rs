@@ -80,12 +80,13 @@ struct Connected {
     password_auth: PasswordAuth,
     /// The root password, to keep it out of error messages.
     root_password: String,
-    /// Held by statements that grant or revoke on every object of a schema (`… ON ALL
-    /// TABLES …`). Run concurrently, PostgreSQL makes them deadlock (detected only after
-    /// `deadlock_timeout`) or fail with "tuple concurrently updated"; measured with the
-    /// seed's statement at 16 clients, one at a time was several times faster than
-    /// concurrently with retries. Other statements (`IN ROLE` grants, and revocations from
-    /// users that hold no table privileges) still run in parallel.
+    /// Held from a statement that grants or revokes on every object of a schema (`… ON ALL
+    /// TABLES …`) to its transaction's commit. Run concurrently, PostgreSQL makes such
+    /// statements deadlock (detected only after `deadlock_timeout`) or fail with "tuple
+    /// concurrently updated"; measured with the seed's statement at 16 clients, one at a time
+    /// was several times faster than concurrently with retries. Other statements (the
+    /// `CREATE ROLE` before the grant, `IN ROLE` grants, revocations from users that hold no
+    /// table privileges) still run in parallel.
     catalog_wide: tokio::sync::Mutex<()>,
 }
 
@@ -173,17 +174,6 @@ fn quote_ident(name: &str) -> String {
 
 /// Runs queries in one transaction on a pooled connection. A connection that failed at the
 /// transport level is not returned to the pool.
-async fn run_transaction(
-    conn: &mut Pooled<PgConnector>,
-    queries: &[String],
-) -> Result<(), tokio_postgres::Error> {
-    match run_gated_transaction(conn, queries, &IntentGate::open()).await {
-        Ok(()) => Ok(()),
-        Err(GatedError::Database(err)) => Err(err),
-        Err(GatedError::Abandoned) => unreachable!("an open gate never fails"),
-    }
-}
-
 /// How a transaction behind an [`IntentGate`] fails.
 enum GatedError {
     Database(tokio_postgres::Error),
@@ -192,19 +182,26 @@ enum GatedError {
 }
 
 /// Runs `queries` in one transaction that commits only once `intent` opens. PostgreSQL's DDL
-/// is transactional, so nothing the queries create exists before that commit.
+/// is transactional, so nothing the queries create exists before that commit. `catalog` is
+/// taken from the first statement that grants or revokes on whole schemas until the commit:
+/// what comes before it (`CREATE ROLE`, with its password hashing) runs in parallel.
 async fn run_gated_transaction(
     conn: &mut Pooled<PgConnector>,
     queries: &[String],
     intent: &IntentGate,
+    catalog: &tokio::sync::Mutex<()>,
 ) -> Result<(), GatedError> {
     let result = async {
+        let mut one_at_a_time = None;
         let tx = conn
             .client
             .transaction()
             .await
             .map_err(GatedError::Database)?;
         for query in queries {
+            if one_at_a_time.is_none() && touches_whole_schemas(std::slice::from_ref(query)) {
+                one_at_a_time = Some(catalog.lock().await);
+            }
             tx.batch_execute(query)
                 .await
                 .map_err(GatedError::Database)?;
@@ -345,7 +342,13 @@ impl Connected {
 
     async fn run_statements(&self, queries: &[String]) -> DbResult<()> {
         let mut conn = self.conn().await?;
-        run_transaction(&mut conn, queries).await.map_err(classify)
+        match run_gated_transaction(&mut conn, queries, &IntentGate::open(), &self.catalog_wide)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(GatedError::Database(err)) => Err(classify(err)),
+            Err(GatedError::Abandoned) => Err(DbError::Abandoned),
+        }
     }
 }
 
@@ -405,18 +408,14 @@ impl DatabasePlugin for Postgres {
             password.as_str(),
             state.root_password.as_str(),
         ];
-        let _one_at_a_time = if touches_whole_schemas(&queries) {
-            Some(state.catalog_wide.lock().await)
-        } else {
-            None
-        };
         let mut attempt = 0;
         let failure = loop {
             let mut conn = match state.conn().await {
                 Ok(conn) => conn,
                 Err(err) => break err,
             };
-            match run_gated_transaction(&mut conn, &queries, req.intent).await {
+            match run_gated_transaction(&mut conn, &queries, req.intent, &state.catalog_wide).await
+            {
                 Ok(()) => return Ok(()),
                 // Rolled back before anything existed: there is nothing to undo.
                 Err(GatedError::Abandoned) => return Err(DbError::Abandoned),
@@ -504,11 +503,6 @@ impl DatabasePlugin for Postgres {
         } else {
             let vars = [("name", req.username), ("username", req.username)];
             let queries: Vec<String> = render_all(req.statements, Dialect::Postgres, &vars);
-            let _one_at_a_time = if touches_whole_schemas(&queries) {
-                Some(state.catalog_wide.lock().await)
-            } else {
-                None
-            };
             state.run_statements(&queries).await
         };
         result.map_err(|err| err.redact(&[&state.root_password]))
