@@ -59,6 +59,26 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
+/// The password of every user the suite creates.
+const SUITE_PASSWORD: &str = "Conf-1-password-xyz";
+
+/// A creation request of the suite: the suite's password, valid for an hour.
+fn creation<'a>(
+    username: &'a str,
+    statements: &'a [String],
+    rollback_statements: &'a [String],
+    intent: &'a IntentGate,
+) -> NewUserRequest<'a> {
+    NewUserRequest {
+        username,
+        password: SUITE_PASSWORD,
+        expiration: SystemTime::now() + Duration::from_secs(3600),
+        statements,
+        rollback_statements,
+        intent,
+    }
+}
+
 /// Runs the conformance suite against one plugin and its server.
 pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDatabase) {
     let unreachable = plugin
@@ -80,18 +100,11 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
         .unwrap_or_else(|err| panic!("initialize {}: {err}", plugin.type_name()));
 
     let username = unique("v_conf");
-    let password = "Conf-1-password-xyz";
+    let password = SUITE_PASSWORD;
     let statements = db.creation_statements();
     let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
     plugin
-        .new_user(NewUserRequest {
-            username: &username,
-            password,
-            expiration: in_an_hour,
-            statements: &statements,
-            rollback_statements: &[],
-            intent: &IntentGate::open(),
-        })
+        .new_user(creation(&username, &statements, &[], &IntentGate::open()))
         .await
         .unwrap_or_else(|err| panic!("new_user: {err}"));
     assert!(db.user_exists(&username).await, "the user exists");
@@ -154,14 +167,12 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
 
     let doomed = unique("v_fail");
     let failed = plugin
-        .new_user(NewUserRequest {
-            username: &doomed,
-            password,
-            expiration: in_an_hour,
-            statements: &db.failing_creation_statements(),
-            rollback_statements: &db.rollback_statements(),
-            intent: &IntentGate::open(),
-        })
+        .new_user(creation(
+            &doomed,
+            &db.failing_creation_statements(),
+            &db.rollback_statements(),
+            &IntentGate::open(),
+        ))
         .await;
     assert!(failed.is_err(), "the failing creation fails");
     let message = failed.err().map(|e| e.to_string()).unwrap_or_default();
@@ -181,14 +192,7 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
         existed_early
     };
     let (created, existed_early) = tokio::join!(
-        plugin.new_user(NewUserRequest {
-            username: &waiting,
-            password,
-            expiration: in_an_hour,
-            statements: &statements,
-            rollback_statements: &[],
-            intent: &gate,
-        }),
+        plugin.new_user(creation(&waiting, &statements, &[], &gate)),
         record_later
     );
     created.unwrap_or_else(|err| panic!("new_user behind a gate: {err}"));
@@ -213,14 +217,12 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
     let (signal, gate) = IntentGate::pending();
     signal.finish(false);
     let abandoned = plugin
-        .new_user(NewUserRequest {
-            username: &unrecorded,
-            password,
-            expiration: in_an_hour,
-            statements: &statements,
-            rollback_statements: &db.rollback_statements(),
-            intent: &gate,
-        })
+        .new_user(creation(
+            &unrecorded,
+            &statements,
+            &db.rollback_statements(),
+            &gate,
+        ))
         .await;
     assert_eq!(abandoned, Err(DbError::Abandoned));
     assert!(
@@ -230,14 +232,12 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
 
     plugin.close().await;
     let closed = plugin
-        .new_user(NewUserRequest {
-            username: &unique("v_closed"),
-            password,
-            expiration: in_an_hour,
-            statements: &statements,
-            rollback_statements: &[],
-            intent: &IntentGate::open(),
-        })
+        .new_user(creation(
+            &unique("v_closed"),
+            &statements,
+            &[],
+            &IntentGate::open(),
+        ))
         .await;
     assert_eq!(closed, Err(DbError::NotInitialized));
     plugin

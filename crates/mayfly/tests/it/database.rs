@@ -584,6 +584,34 @@ async fn users_and_leases(
     (users, leases)
 }
 
+/// Writes role `role` on connection `db_name` with the seed's creation statement and checks
+/// that reading its credentials is refused (400) with an error containing `expected`.
+async fn seed_role_is_refused(
+    server: &Server,
+    token: &str,
+    role: &str,
+    db_name: &str,
+    expected: &str,
+) {
+    ok(
+        server,
+        "POST",
+        &format!("database/roles/{role}"),
+        token,
+        json!({"db_name": db_name, "creation_statements": SEED_CREATION}),
+    )
+    .await;
+    let refused = server
+        .get(&format!("database/creds/{role}"), Some(token))
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.errors()[0].contains(expected),
+        "{:?}",
+        refused.errors()
+    );
+}
+
 /// `kill -9` while 32 clients request credentials, ten times. After each restart no user in
 /// the database is without a lease, every credential a client received is still there, and
 /// every one is revoked at its expiry.
@@ -869,21 +897,14 @@ async fn sql_injection_attempts_are_quoted_or_rejected() {
                 "{{.RoleName}}\"; DROP TABLE canary; --"})),
         )
         .await;
-        ok(
+        seed_role_is_refused(
             &server,
-            "POST",
-            "database/roles/tplrole",
             &token,
-            json!({"db_name": "tpl", "creation_statements": SEED_CREATION}),
+            "tplrole",
+            "tpl",
+            "generated username contains '\"'",
         )
         .await;
-        let refused = server.get("database/creds/tplrole", Some(&token)).await;
-        assert_eq!(refused.status, 400, "{}", refused.body);
-        assert!(
-            refused.errors()[0].contains("generated username contains '\"'"),
-            "{:?}",
-            refused.errors()
-        );
         assert!(db.roles_like("tplrole").await.is_empty());
 
         // A token display name with SQL in it is sanitized into the username.
@@ -944,21 +965,14 @@ async fn sql_injection_attempts_are_quoted_or_rejected() {
             config(json!({"password_policy": "quotey"})),
         )
         .await;
-        ok(
+        seed_role_is_refused(
             &server,
-            "POST",
-            "database/roles/pwrole",
             &token,
-            json!({"db_name": "pw", "creation_statements": SEED_CREATION}),
+            "pwrole",
+            "pw",
+            "generated password contains '\\''",
         )
         .await;
-        let refused = server.get("database/creds/pwrole", Some(&token)).await;
-        assert_eq!(refused.status, 400, "{}", refused.body);
-        assert!(
-            refused.errors()[0].contains("generated password contains '\\''"),
-            "{:?}",
-            refused.errors()
-        );
         assert!(db.roles_like("v-root-pwrole").await.is_empty());
 
         // A static role cannot name a user that would break out of its statements.
