@@ -7,10 +7,11 @@ mod children;
 pub mod file;
 pub mod inmem;
 pub mod testing;
+mod wal;
 
 use async_trait::async_trait;
 
-pub use crate::file::FileBackend;
+pub use crate::file::{FileBackend, FileOptions};
 pub use crate::inmem::InmemBackend;
 
 /// Errors of the physical layer. Messages never contain stored values.
