@@ -96,7 +96,7 @@ pub struct InitializeRequest {
 /// Opens once the engine's record of the user about to be created is durable. A plugin waits
 /// on it before the new user can exist: just before its commit where DDL is transactional
 /// (PostgreSQL), so the record's write overlaps the statements; before its first statement
-/// elsewhere.
+/// elsewhere, where checking out a connection and opening the transaction still overlap it.
 #[derive(Debug, Clone)]
 pub struct IntentGate(watch::Receiver<Option<bool>>);
 

@@ -15,8 +15,9 @@ use mysql_async::{
 use serde_json::{Map, Value};
 
 use super::{
-    DatabasePlugin, DbError, DbResult, DeleteUserRequest, InitializeRequest, NewUserRequest,
-    PoolSettings, UpdateUserRequest, UserChange, bool_setting, format_expiration, setting,
+    DatabasePlugin, DbError, DbResult, DeleteUserRequest, InitializeRequest, IntentGate,
+    NewUserRequest, PoolSettings, UpdateUserRequest, UserChange, bool_setting, format_expiration,
+    setting,
 };
 use crate::{
     statements::{Dialect, expand, render, render_all},
@@ -109,11 +110,20 @@ impl Connected {
     }
 
     async fn run_transaction(&self, queries: &[String]) -> DbResult<()> {
+        self.run_gated_transaction(queries, &IntentGate::open())
+            .await
+    }
+
+    /// Checks a connection out and opens the transaction while `gate` is still closed: neither
+    /// creates anything, and MySQL commits DDL as it runs, so the first statement must wait.
+    async fn run_gated_transaction(&self, queries: &[String], gate: &IntentGate) -> DbResult<()> {
         let mut conn = self.conn().await?;
         let mut tx = conn
             .start_transaction(TxOpts::default())
             .await
             .map_err(classify)?;
+        // A failed gate drops the transaction, which rolls back the nothing it holds.
+        gate.wait().await?;
         for query in queries {
             tx.query_drop(query).await.map_err(classify)?;
         }
@@ -184,11 +194,12 @@ impl DatabasePlugin for MySql {
         ];
         let queries: Vec<String> = render_all(req.statements, Dialect::MySql, &vars);
         let secrets = [req.password, state.root_password.as_str()];
-        // MySQL commits DDL as it runs: the user exists from its CREATE USER on.
-        req.intent.wait().await?;
-        let Err(failure) = state.run_transaction(&queries).await else {
+        let Err(failure) = state.run_gated_transaction(&queries, req.intent).await else {
             return Ok(());
         };
+        if matches!(failure, DbError::Abandoned) {
+            return Err(failure);
+        }
         // MySQL commits DDL implicitly: a CREATE USER survives a later failing GRANT, so the
         // rollback statements are what undo it.
         if !req.rollback_statements.is_empty() {
