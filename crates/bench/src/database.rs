@@ -984,6 +984,8 @@ pub struct Level {
     pub kind: DbKind,
     pub form: Form,
     pub via: Via,
+    /// Raw SQL only: the server it took turns with.
+    pub beside: Option<Via>,
     pub clients: usize,
     pub creds: Phase,
     pub revokes: Phase,
@@ -992,6 +994,16 @@ pub struct Level {
     /// Users of this level still in the database after the revokes (then dropped by the
     /// benchmark): the unattempted ones plus any failed revocations, else revocation lied.
     pub users_left: u64,
+}
+
+impl Level {
+    /// The path, and for raw SQL the server it took turns with.
+    fn path_label(&self) -> String {
+        match self.beside {
+            Some(server) => format!("{} (with {})", self.via.label(), server.label()),
+            None => self.via.label().to_owned(),
+        }
+    }
 }
 
 /// Runs `timed_op` on every connection concurrently until `deadline`, or until `op` says
@@ -1077,26 +1089,80 @@ async fn revoke_phase(
     Ok((tally, conns, (items.len() - claimed) as u64))
 }
 
-/// One level: warm-up, creds for `duration`, revokes of those for at most `duration`, then
-/// the count and removal of whatever users are left.
-async fn run_level(
+/// Turns per level: raw SQL and the server alternate this many times each, so a machine that
+/// speeds up or slows down over a level weighs on both paths alike.
+const TURNS: u32 = 4;
+
+/// One path's turns at one level, summed.
+#[derive(Default)]
+struct Turns {
+    created: Tally,
+    creds_secs: f64,
+    creds_cpu: Option<f64>,
+    revoked: Tally,
+    revokes_secs: f64,
+    revokes_cpu: Option<f64>,
+    not_attempted: u64,
+    users_left: u64,
+}
+
+impl Turns {
+    fn level(self, ctx: &Ctx, form: Form, via: Via, beside: Option<Via>, clients: usize) -> Level {
+        let level = Level {
+            kind: ctx.kind,
+            form,
+            via,
+            beside,
+            clients,
+            creds: Phase::new(self.created, self.creds_secs, self.creds_cpu),
+            revokes: Phase::new(self.revoked, self.revokes_secs, self.revokes_cpu),
+            not_attempted: self.not_attempted,
+            users_left: self.users_left,
+        };
+        eprintln!(
+            "   {} ×{clients}: {:.0} creds/s ({} errors, {} retries), {:.0} revokes/s ({} errors), \
+             {} not attempted, {} users left",
+            level.path_label(),
+            level.creds.per_sec,
+            level.creds.errors,
+            level.creds.retries,
+            level.revokes.per_sec,
+            level.revokes.errors,
+            level.not_attempted,
+            level.users_left
+        );
+        for error in [&level.creds.first_error, &level.revokes.first_error]
+            .into_iter()
+            .flatten()
+        {
+            eprintln!("     first error: {error}");
+        }
+        level
+    }
+}
+
+fn add_cpu(total: Option<f64>, more: Option<f64>) -> Option<f64> {
+    more.map(|more| total.unwrap_or(0.0) + more)
+}
+
+/// One turn of one path: warm-up, creds for `duration`, revokes of those credentials for at
+/// most `duration`, then the count and removal of whatever users are left.
+async fn run_turn(
     fixtures: &mut Fixtures,
-    via: Via,
     form: Form,
     conns: Vec<Conn>,
     ctx: &Arc<Ctx>,
     duration: Duration,
     pid: Option<u32>,
-) -> Result<(Level, Vec<Conn>), String> {
-    let clients = conns.len();
+    turns: &mut Turns,
+) -> Result<Vec<Conn>, String> {
     fixtures.before_level(ctx.kind).await?;
     // One credential per connection before the clock, so pools, HTTP connections and
     // statement caches are warm; a warm-up that fails everywhere means the setup is broken.
     let (warm, conns) = create_phase(conns, ctx, Instant::now(), true).await?;
     if warm.items.is_empty() {
         return Err(format!(
-            "{} {} {}: no credential could be issued: {}",
-            via.label(),
+            "{} {}: no credential could be issued: {}",
             ctx.kind.label(),
             form.label(),
             warm.first_error.unwrap_or_default()
@@ -1115,48 +1181,20 @@ async fn run_level(
 
     let (cpu_before, start) = (cpu(), Instant::now());
     let (mut created, conns) = create_phase(conns, ctx, start + duration, false).await?;
-    let creds_secs = start.elapsed().as_secs_f64();
+    turns.creds_secs += start.elapsed().as_secs_f64();
+    turns.creds_cpu = add_cpu(turns.creds_cpu, cpu_since(cpu_before));
     let items = std::mem::take(&mut created.items);
-    let creds = Phase::new(created, creds_secs, cpu_since(cpu_before));
+    turns.created.merge(created);
 
     let (cpu_before, start) = (cpu(), Instant::now());
     let (revoked, conns, not_attempted) = revoke_phase(conns, ctx, items, start + duration).await?;
-    let revokes = Phase::new(
-        revoked,
-        start.elapsed().as_secs_f64(),
-        cpu_since(cpu_before),
-    );
+    turns.revokes_secs += start.elapsed().as_secs_f64();
+    turns.revokes_cpu = add_cpu(turns.revokes_cpu, cpu_since(cpu_before));
+    turns.revoked.merge(revoked);
+    turns.not_attempted += not_attempted;
 
-    let users_left = fixtures.drop_users(ctx.kind, &pattern).await?;
-    let level = Level {
-        kind: ctx.kind,
-        form,
-        via,
-        clients,
-        creds,
-        revokes,
-        not_attempted,
-        users_left,
-    };
-    eprintln!(
-        "   {} ×{clients}: {:.0} creds/s ({} errors, {} retries), {:.0} revokes/s ({} errors), \
-         {} not attempted, {} users left",
-        via.label(),
-        level.creds.per_sec,
-        level.creds.errors,
-        level.creds.retries,
-        level.revokes.per_sec,
-        level.revokes.errors,
-        level.not_attempted,
-        level.users_left
-    );
-    for error in [&level.creds.first_error, &level.revokes.first_error]
-        .into_iter()
-        .flatten()
-    {
-        eprintln!("     first error: {error}");
-    }
-    Ok((level, conns))
+    turns.users_left += fixtures.drop_users(ctx.kind, &pattern).await?;
+    Ok(conns)
 }
 
 /// A setup call to a server; anything but 2xx fails.
@@ -1265,17 +1303,8 @@ async fn run_block(
 ) -> Result<(), String> {
     let opts = &args.database;
     let names = fixtures.names.clone();
-    let ctx = Ctx::new(kind, form, &names, String::new());
-    eprintln!("== {} with {}: raw SQL", kind.label(), form.label());
-    for &clients in &opts.clients {
-        let conns = open_raw(kind, &names, clients).await?;
-        let (level, conns) =
-            run_level(fixtures, Via::Raw, form, conns, &ctx, args.duration, None).await?;
-        levels.push(level);
-        for conn in conns {
-            conn.close().await;
-        }
-    }
+    let raw_ctx = Ctx::new(kind, form, &names, String::new());
+    let turn = args.duration / TURNS;
 
     let mut servers = vec![(Via::Mayfly, Kind::Mayfly, args.mayfly.clone())];
     if let Some(bao) = &args.bao {
@@ -1287,7 +1316,7 @@ async fn run_block(
             .map_err(|e| format!("{}: {e}", via.label()))?;
         let version = server.version().await;
         eprintln!(
-            "== {} with {}: {version}, storage {}",
+            "== {} with {}: {version}, storage {}, in turns with raw SQL",
             kind.label(),
             form.label(),
             server_kind.storage()
@@ -1304,20 +1333,37 @@ async fn run_block(
             configure(&target, kind, form, &names, connections).await?;
             let ctx = Ctx::new(kind, form, &names, target.token.clone());
             for &clients in &opts.clients {
-                let conns = (0..clients)
+                let mut raw_conns = open_raw(kind, &names, clients).await?;
+                let mut server_conns: Vec<Conn> = (0..clients)
                     .map(|_| Conn::Http(Arc::clone(&target)))
                     .collect();
-                let (level, _) = run_level(
-                    fixtures,
-                    via,
-                    form,
-                    conns,
-                    &ctx,
-                    args.duration,
-                    Some(target.pid),
-                )
-                .await?;
-                levels.push(level);
+                let (mut raw, mut served) = (Turns::default(), Turns::default());
+                for round in 0..TURNS {
+                    // Alternating who goes first cancels any advantage of going first.
+                    for raw_turn in [round % 2 == 0, round % 2 == 1] {
+                        if raw_turn {
+                            raw_conns =
+                                run_turn(fixtures, form, raw_conns, &raw_ctx, turn, None, &mut raw)
+                                    .await?;
+                        } else {
+                            server_conns = run_turn(
+                                fixtures,
+                                form,
+                                server_conns,
+                                &ctx,
+                                turn,
+                                Some(target.pid),
+                                &mut served,
+                            )
+                            .await?;
+                        }
+                    }
+                }
+                for conn in raw_conns {
+                    conn.close().await;
+                }
+                levels.push(raw.level(&raw_ctx, form, Via::Raw, Some(via), clients));
+                levels.push(served.level(&ctx, form, via, None, clients));
             }
             process.stop().await.map(drop)
         }
@@ -1420,10 +1466,15 @@ pub struct Row {
     pub form: Form,
     pub op: Op,
     pub clients: usize,
+    /// Raw SQL in turns with Mayfly.
     pub raw: Option<f64>,
     pub mayfly: Option<f64>,
+    /// Raw SQL in turns with OpenBao.
+    pub raw_beside_openbao: Option<f64>,
     pub openbao: Option<f64>,
     pub mayfly_vs_raw: Option<f64>,
+    pub openbao_vs_raw: Option<f64>,
+    /// Mayfly/raw over OpenBao/raw when both ran in turns with raw SQL.
     pub mayfly_vs_openbao: Option<f64>,
     pub raw_errors: Option<u64>,
     pub mayfly_errors: Option<u64>,
@@ -1461,16 +1512,28 @@ pub fn rows(levels: &[Level]) -> Vec<Row> {
     }
     for op in [Op::Creds, Op::Revokes] {
         for &(kind, form, clients) in &keys {
-            let find = |via: Via| {
+            let find = |via: Via, beside: Option<Via>| {
                 levels.iter().find(|l| {
-                    l.via == via && l.kind == kind && l.form == form && l.clients == clients
+                    l.via == via
+                        && l.beside == beside
+                        && l.kind == kind
+                        && l.form == form
+                        && l.clients == clients
                 })
             };
-            let (raw, mayfly, openbao) = (find(Via::Raw), find(Via::Mayfly), find(Via::OpenBao));
+            let (raw, mayfly) = (find(Via::Raw, Some(Via::Mayfly)), find(Via::Mayfly, None));
+            let (raw_beside_openbao, openbao) =
+                (find(Via::Raw, Some(Via::OpenBao)), find(Via::OpenBao, None));
             let per_sec = |level: Option<&Level>| level.map(|l| op.of(l).per_sec);
             let errors = |level: Option<&Level>| level.map(|l| op.of(l).errors);
             let mayfly_vs_raw = ratio(per_sec(mayfly), per_sec(raw));
-            let mayfly_vs_openbao = ratio(per_sec(mayfly), per_sec(openbao));
+            let openbao_vs_raw = ratio(per_sec(openbao), per_sec(raw_beside_openbao));
+            // Each server against the raw SQL it took turns with, so a machine that was faster
+            // during one server's block than the other's does not decide the comparison.
+            let mayfly_vs_openbao = match (mayfly_vs_raw, openbao_vs_raw) {
+                (Some(_), Some(_)) => ratio(mayfly_vs_raw, openbao_vs_raw),
+                _ => ratio(per_sec(mayfly), per_sec(openbao)),
+            };
             rows.push(Row {
                 kind,
                 form,
@@ -1478,8 +1541,10 @@ pub fn rows(levels: &[Level]) -> Vec<Row> {
                 clients,
                 raw: per_sec(raw),
                 mayfly: per_sec(mayfly),
+                raw_beside_openbao: per_sec(raw_beside_openbao),
                 openbao: per_sec(openbao),
                 mayfly_vs_raw,
+                openbao_vs_raw,
                 mayfly_vs_openbao,
                 raw_errors: errors(raw),
                 mayfly_errors: errors(mayfly),
@@ -1569,10 +1634,13 @@ impl DbReport {
         );
         let _ = writeln!(
             out,
-            "- each level: `GET database/creds/<role>` for {:.0} s, then `PUT sys/leases/revoke` \
-             of those leases for at most {:.0} s; raw SQL: the same statements over as many \
-             direct connections",
-            self.duration_secs, self.duration_secs
+            "- each level: {TURNS} turns of `GET database/creds/<role>` for {:.1} s, then `PUT \
+             sys/leases/revoke` of those leases for at most as long, {:.0} s of each in all; raw \
+             SQL (the same statements over as many direct connections) takes turns with each \
+             server, and Mayfly/OpenBao is Mayfly/raw over OpenBao/raw, so that a machine \
+             faster during one server's turns than the other's does not decide it",
+            self.duration_secs / f64::from(TURNS),
+            self.duration_secs
         );
         let _ = writeln!(
             out,
@@ -1599,10 +1667,10 @@ impl DbReport {
             for op in [Op::Creds, Op::Revokes] {
                 let _ = writeln!(
                     out,
-                    "| clients | raw {0} | Mayfly {0} | Mayfly/raw | OpenBao {0} | Mayfly/OpenBao | errors raw / Mayfly / OpenBao | goal |",
+                    "| clients | raw {0} | Mayfly {0} | Mayfly/raw | raw {0} with OpenBao | OpenBao {0} | OpenBao/raw | Mayfly/OpenBao | errors raw / Mayfly / OpenBao | goal |",
                     op.label()
                 );
-                let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---|");
+                let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
                 for row in self
                     .rows
                     .iter()
@@ -1615,12 +1683,14 @@ impl DbReport {
                     };
                     let _ = writeln!(
                         out,
-                        "| {} | {} | {} | {} | {} | {} | {} / {} / {} | {goal} |",
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {goal} |",
                         row.clients,
                         number(row.raw),
                         number(row.mayfly),
                         times(row.mayfly_vs_raw),
+                        number(row.raw_beside_openbao),
                         number(row.openbao),
+                        times(row.openbao_vs_raw),
                         times(row.mayfly_vs_openbao),
                         count(row.raw_errors),
                         count(row.mayfly_errors),
@@ -1651,7 +1721,7 @@ impl DbReport {
                 "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {} |",
                 l.kind.label(),
                 l.form.label(),
-                l.via.label(),
+                l.path_label(),
                 l.clients,
                 c.ops,
                 thousands(c.per_sec),
@@ -1680,7 +1750,7 @@ impl DbReport {
                         phase.first_error.as_ref().map(|e| {
                             format!(
                                 "- {} {} {} ×{} {}: {} errors, first: `{}`",
-                                l.via.label(),
+                                l.path_label(),
                                 l.kind.label(),
                                 l.form.label(),
                                 l.clients,
@@ -1763,7 +1833,14 @@ mod tests {
         assert_eq!(goal_met(None, Some(2.0), true, 0), None);
     }
 
-    fn level(via: Via, clients: usize, creds: f64, revokes: f64, errors: u64) -> Level {
+    fn level(
+        via: Via,
+        beside: Option<Via>,
+        clients: usize,
+        creds: f64,
+        revokes: f64,
+        errors: u64,
+    ) -> Level {
         let phase = |per_sec| Phase {
             per_sec,
             errors,
@@ -1773,6 +1850,7 @@ mod tests {
             kind: DbKind::Postgres,
             form: Form::Grant,
             via,
+            beside,
             clients,
             creds: phase(creds),
             revokes: phase(revokes),
@@ -1782,14 +1860,18 @@ mod tests {
     }
 
     #[test]
-    fn rows_pair_the_paths() {
+    fn rows_pair_each_server_with_its_raw_turns() {
+        let (mayfly, openbao) = (Some(Via::Mayfly), Some(Via::OpenBao));
         let levels = [
-            level(Via::Raw, 1, 100.0, 200.0, 0),
-            level(Via::Raw, 4, 300.0, 400.0, 0),
-            level(Via::Mayfly, 1, 95.0, 150.0, 0),
-            level(Via::Mayfly, 4, 290.0, 390.0, 0),
-            level(Via::OpenBao, 1, 50.0, 100.0, 0),
-            level(Via::OpenBao, 4, 100.0, 395.0, 3),
+            level(Via::Raw, mayfly, 1, 100.0, 200.0, 0),
+            level(Via::Mayfly, None, 1, 95.0, 150.0, 0),
+            level(Via::Raw, mayfly, 4, 300.0, 400.0, 0),
+            level(Via::Mayfly, None, 4, 290.0, 390.0, 0),
+            // The machine ran at half speed during OpenBao's block.
+            level(Via::Raw, openbao, 1, 50.0, 100.0, 0),
+            level(Via::OpenBao, None, 1, 40.0, 50.0, 0),
+            level(Via::Raw, openbao, 4, 150.0, 200.0, 0),
+            level(Via::OpenBao, None, 4, 100.0, 200.0, 3),
         ];
         let rows = rows(&levels);
         assert_eq!(rows.len(), 4);
@@ -1800,11 +1882,13 @@ mod tests {
         };
         let r = find(Op::Creds, 1);
         assert_eq!(
-            (r.raw, r.mayfly, r.openbao),
-            (Some(100.0), Some(95.0), Some(50.0))
+            (r.raw, r.mayfly, r.raw_beside_openbao, r.openbao),
+            (Some(100.0), Some(95.0), Some(50.0), Some(40.0))
         );
         assert_eq!(r.mayfly_vs_raw, Some(0.95));
-        assert_eq!(r.mayfly_vs_openbao, Some(1.9));
+        assert_eq!(r.openbao_vs_raw, Some(0.8));
+        // 0.95 / 0.8, not 95 / 40: each server is judged against its own raw turns.
+        assert!((r.mayfly_vs_openbao.unwrap() - 1.1875).abs() < 1e-9);
         assert_eq!(r.goal_met, Some(true));
         assert_eq!(find(Op::Revokes, 1).goal_met, Some(false), "0.75× raw");
         assert_eq!(find(Op::Revokes, 4).goal_met, Some(false), "behind OpenBao");
@@ -1821,10 +1905,22 @@ mod tests {
         assert_eq!((report.goals_met, report.goals), (2, 4));
         let text = report.markdown();
         assert!(
-            text.contains("| 1 | 100 | 95 | 0.95× | 50 | 1.90× | 0 / 0 / 0 | met |"),
+            text.contains("| 1 | 100 | 95 | 0.95× | 50 | 40 | 0.80× | 1.19× | 0 / 0 / 0 | met |"),
             "{text}"
         );
+        assert!(text.contains("| raw SQL (with OpenBao) | 4 |"), "{text}");
         assert!(text.contains("**met in 2 of 4 rows**"), "{text}");
+    }
+
+    #[test]
+    fn without_raw_turns_the_servers_compare_directly() {
+        let levels = [
+            level(Via::Mayfly, None, 1, 90.0, 90.0, 0),
+            level(Via::OpenBao, None, 1, 60.0, 30.0, 0),
+        ];
+        let r = &rows(&levels)[0];
+        assert_eq!(r.mayfly_vs_openbao, Some(1.5));
+        assert_eq!(r.goal_met, None, "no raw SQL, no goal");
     }
 
     #[test]
