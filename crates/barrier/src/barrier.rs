@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use mayfly_storage::{Backend, Entry, TxOp};
+use mayfly_storage::{Backend, Durability, Entry, TxOp};
 use time::OffsetDateTime;
 
 use crate::keyring::{KeyBytes, Keyring, keys_equal};
@@ -165,6 +165,15 @@ impl Barrier {
 
     /// Encrypts every put and applies all ops in one physical transaction.
     pub async fn transaction(&self, ops: Vec<BarrierOp>) -> Result<()> {
+        self.transaction_with(ops, Durability::Immediate).await
+    }
+
+    /// [`transaction`](Self::transaction) with a choice of [`Durability`].
+    pub async fn transaction_with(
+        &self,
+        ops: Vec<BarrierOp>,
+        durability: Durability,
+    ) -> Result<()> {
         self.ensure_unsealed()?;
         let mut physical = Vec::with_capacity(ops.len());
         for op in ops {
@@ -180,7 +189,7 @@ impl Barrier {
                 }
             });
         }
-        self.backend.transaction(physical).await?;
+        self.backend.transaction_with(physical, durability).await?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ pub use crate::barrier::{Barrier, BarrierOp, KeyStatus};
 pub use crate::seal::{
     InitResult, RekeyProgress, RekeyStatus, SealConfig, ShamirSeal, UnsealKey, UnsealStatus,
 };
+pub use mayfly_storage::Durability;
 
 /// Physical key of the seal configuration (plaintext JSON, holds no secret).
 pub const SEAL_CONFIG_PATH: &str = "core/seal-config";

@@ -74,6 +74,7 @@ impl BarrierView {
 #[derive(Default)]
 pub struct Txn {
     ops: Vec<BarrierOp>,
+    durability: mayfly_barrier::Durability,
 }
 
 impl Txn {
@@ -109,6 +110,12 @@ impl Txn {
         self.ops.is_empty()
     }
 
+    /// Lets the commit be acknowledged before it is durable (see
+    /// [`Durability::Deferred`](mayfly_barrier::Durability::Deferred)).
+    pub fn defer_durability(&mut self) {
+        self.durability = mayfly_barrier::Durability::Deferred;
+    }
+
     pub fn len(&self) -> usize {
         self.ops.len()
     }
@@ -118,7 +125,10 @@ impl Txn {
         if self.ops.is_empty() {
             return Ok(());
         }
-        barrier.transaction(self.ops).await.map_err(barrier_error)
+        barrier
+            .transaction_with(self.ops, self.durability)
+            .await
+            .map_err(barrier_error)
     }
 }
 

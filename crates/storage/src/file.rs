@@ -1,21 +1,30 @@
-//! The file backend: one redb database inside the configured directory, with group commit
-//! through a write-ahead log.
+//! The file backend: one redb database inside the configured directory, in front of it a
+//! write-ahead log and the set of writes the log holds.
 //!
 //! Writes are funnelled to a single writer thread, which folds every request queued at the time
-//! into one redb write transaction. That transaction is committed without a sync and, before any
-//! request is answered, logged as one record of [`crate::wal`] and synced there: one short
-//! sequential write instead of a dozen scattered B-tree pages. A checkpoint, a durable redb
-//! commit, runs when the log is half full, every [`FileOptions::checkpoint_interval`] while
-//! writes keep coming, once the writer has been idle for [`FileOptions::checkpoint_idle`], and at
-//! shutdown; opening the store replays whatever the log holds past the last checkpoint.
+//! into one batch, logs it as one record of [`crate::wal`], syncs the log, and applies the batch
+//! to the *overlay*: the newest value (or deletion) of every key written since the last
+//! checkpoint, which reads consult before the database file. A batch thus costs one short
+//! sequential write and no B-tree work; a batch of nothing but
+//! [`Durability::Deferred`](crate::Durability::Deferred) writes skips the sync, and the next
+//! synced record or checkpoint covers it.
+//!
+//! A checkpoint moves the overlay into redb in one durable commit, which also stores the next
+//! log generation, and then empties the overlay and restarts the log. It runs when the log is
+//! half full, every [`FileOptions::checkpoint_interval`] while writes keep coming, once the
+//! writer has been idle for [`FileOptions::checkpoint_idle`], and at shutdown; opening the
+//! store replays whatever the log holds past the last checkpoint. Many batches share one
+//! commit, so redb's per-commit work and the copying of B-tree pages is paid once per
+//! checkpoint instead of once per batch.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, PoisonError, RwLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -70,21 +79,53 @@ impl Default for FileOptions {
 
 type Table = ReadOnlyTable<&'static str, &'static [u8]>;
 
+/// Every key written since the last checkpoint, with its newest value (`None`: deleted).
+type Overlay = BTreeMap<String, Option<Vec<u8>>>;
+
+/// The overlay, shared by the writer thread (its only mutator) and readers.
+#[derive(Default)]
+struct SharedOverlay(RwLock<Overlay>);
+
+impl SharedOverlay {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Overlay> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Overlay> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The overlay's keys under `prefix`, and whether each is live.
+    fn under(&self, prefix: &str) -> BTreeMap<String, bool> {
+        self.read()
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.is_some()))
+            .collect()
+    }
+}
+
 struct WriteRequest {
     ops: Vec<TxOp>,
+    durability: crate::Durability,
     reply: oneshot::Sender<Result<()>>,
 }
 
 /// Durable storage in a single ACID file (`<dir>/mayfly.redb`) and its log (`<dir>/mayfly.wal`).
 ///
-/// Every acknowledged write has been fsynced, to the log or to the database file. Dropping the backend lets the writer finish the
+/// Every acknowledged write has been fsynced, to the log or to the database file, except
+/// deferred ones, which the next sync or checkpoint (at most [`FileOptions::checkpoint_idle`]
+/// after the writer falls idle) covers. Dropping the backend lets the writer finish the
 /// requests already queued; the file is released once in-flight reads have finished too.
 pub struct FileBackend {
     db: Arc<Database>,
+    overlay: Arc<SharedOverlay>,
     db_path: PathBuf,
     queue: Option<mpsc::Sender<WriteRequest>>,
     writer: Option<thread::JoinHandle<()>>,
     commits: Arc<AtomicU64>,
+    log_syncs: Arc<AtomicU64>,
+    checkpoints: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for FileBackend {
@@ -113,17 +154,23 @@ impl FileBackend {
         let writer = Writer::recover(db, &wal_path, options)?;
 
         let db = Arc::clone(&writer.db);
+        let overlay = Arc::clone(&writer.overlay);
         let commits = Arc::clone(&writer.commits);
+        let log_syncs = Arc::clone(&writer.log_syncs);
+        let checkpoints = Arc::clone(&writer.checkpoints);
         let (queue, requests) = mpsc::channel();
         let writer = thread::Builder::new()
             .name("mayfly-storage-writer".into())
             .spawn(move || writer.run(&requests))?;
         Ok(Self {
             db,
+            overlay,
             db_path,
             queue: Some(queue),
             writer: Some(writer),
             commits,
+            log_syncs,
+            checkpoints,
         })
     }
 
@@ -133,17 +180,31 @@ impl FileBackend {
         self.commits.load(Ordering::Relaxed)
     }
 
+    /// Number of durable commits to the database file since `open`.
+    pub fn checkpoint_count(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
+    }
+
+    /// Number of log records synced since `open`.
+    pub fn log_sync_count(&self) -> u64 {
+        self.log_syncs.load(Ordering::Relaxed)
+    }
+
     /// Path of the database file.
     pub fn db_path(&self) -> &Path {
         &self.db_path
     }
 
-    async fn write(&self, ops: Vec<TxOp>) -> Result<()> {
+    async fn write(&self, ops: Vec<TxOp>, durability: crate::Durability) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .as_ref()
             .ok_or(Error::Closed)?
-            .send(WriteRequest { ops, reply })
+            .send(WriteRequest {
+                ops,
+                durability,
+                reply,
+            })
             .map_err(|_| Error::Closed)?;
         // A dropped reply means the writer thread died before answering.
         answer.await.map_err(|_| Error::Closed)?
@@ -180,6 +241,10 @@ impl Drop for FileBackend {
 #[async_trait]
 impl Backend for FileBackend {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        // The overlay first: a checkpoint empties it only after redb holds its contents.
+        if let Some(logged) = self.overlay.read().get(key) {
+            return Ok(logged.clone());
+        }
         // A point read is a few page lookups, mostly from redb's cache: running it inline costs
         // microseconds, while handing it to the blocking pool costs two thread wake-ups, which
         // measured as a fifth of the CPU of a write request (every request reads its token).
@@ -192,11 +257,16 @@ impl Backend for FileBackend {
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
-        self.write(vec![TxOp::Put(entry)]).await
+        self.write(vec![TxOp::Put(entry)], crate::Durability::Immediate)
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.write(vec![TxOp::Delete(key.to_owned())]).await
+        self.write(
+            vec![TxOp::Delete(key.to_owned())],
+            crate::Durability::Immediate,
+        )
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -204,26 +274,33 @@ impl Backend for FileBackend {
     }
 
     async fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>> {
+        // Taken before redb is read, as in `get`.
+        let logged = self.overlay.under(prefix);
         if (1..=INLINE_LIST_LIMIT).contains(&limit) {
             // As with `get`: a bounded page is a short range scan, cheaper inline than the two
             // thread hand-offs of the blocking pool. Revoking a token lists three folders.
             let read = || -> Result<Vec<String>, redb::Error> {
                 let txn = self.db.begin_read()?;
                 let table = txn.open_table(TABLE)?;
-                list_children(&table, prefix, after, limit)
+                list_children(&table, &logged, prefix, after, limit)
             };
             return read().map_err(|e| backend_err("read", e));
         }
         let (prefix, after) = (prefix.to_owned(), after.to_owned());
-        self.read(move |table| list_children(table, &prefix, &after, limit))
+        self.read(move |table| list_children(table, &logged, &prefix, &after, limit))
             .await
     }
 
     async fn transaction(&self, ops: Vec<TxOp>) -> Result<()> {
+        self.transaction_with(ops, crate::Durability::Immediate)
+            .await
+    }
+
+    async fn transaction_with(&self, ops: Vec<TxOp>, durability: crate::Durability) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
-        self.write(ops).await
+        self.write(ops, durability).await
     }
 
     fn kind(&self) -> &'static str {
@@ -266,19 +343,19 @@ fn open_db(path: &Path) -> Result<Database> {
         })
 }
 
-/// The writer thread's state: the database, its log, and what the log holds unchecked.
+/// The writer thread's state: the database, its log, and the overlay of what the log holds.
 struct Writer {
     db: Arc<Database>,
+    overlay: Arc<SharedOverlay>,
     /// `None` once the log failed: every batch is then committed to redb durably.
     wal: Option<Wal>,
     generation: u64,
     options: FileOptions,
-    /// When the oldest batch that only the log makes durable was committed.
+    /// When the oldest batch that only the log holds was logged.
     logged_since: Option<Instant>,
-    /// Set when redb refused a commit the log already holds: the two disagree until a restart
-    /// replays the log, so no further write is taken.
-    failed: Option<String>,
     commits: Arc<AtomicU64>,
+    log_syncs: Arc<AtomicU64>,
+    checkpoints: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -309,22 +386,19 @@ impl Writer {
         })?;
         let mut writer = Self {
             db: Arc::new(db),
+            overlay: Arc::default(),
             wal: Some(wal),
             generation,
             options,
             logged_since: None,
-            failed: None,
             commits: Arc::new(AtomicU64::new(0)),
+            log_syncs: Arc::new(AtomicU64::new(0)),
+            checkpoints: Arc::new(AtomicU64::new(0)),
         };
         if !replay.is_empty() {
             tracing::info!(operations = replay.len(), "Replaying the storage log.");
-            let txn = writer
-                .db
-                .begin_write()
-                .map_err(|e| backend_err("begin write", e))?;
-            apply(&txn, replay.iter()).map_err(|e| backend_err("replay", e))?;
             writer
-                .commit_durably(txn)
+                .commit_durably(&replay)
                 .map_err(|e| backend_err("replay", e))?;
         }
         Ok(writer)
@@ -370,54 +444,73 @@ impl Writer {
         self.checkpoint();
     }
 
-    /// Applies every request of the batch, in order, in one transaction. Any error aborts the
-    /// whole batch (the transaction is dropped uncommitted), which keeps each request atomic.
+    /// Logs every request of the batch as one record and applies it to the overlay; or, when
+    /// the log cannot take it, commits it to redb durably with everything logged before. Either
+    /// the whole batch is applied or none of it, which keeps each request atomic.
     fn commit_batch(&mut self, batch: &[WriteRequest]) -> Result<(), String> {
-        if let Some(failure) = &self.failed {
-            return Err(failure.clone());
-        }
         let ops = || batch.iter().flat_map(|request| &request.ops);
-        let mut txn = self.db.begin_write().map_err(|e| e.to_string())?;
-        apply(&txn, ops()).map_err(|e| e.to_string())?;
         let Some(wal) = &mut self.wal else {
-            return self.commit_durably(txn).map_err(|e| e.to_string());
+            return self.commit_durably(ops()).map_err(|e| e.to_string());
         };
-        match wal.append(ops()) {
-            Ok(Appended::Logged) => {}
-            Ok(Appended::NoRoom) => return self.commit_durably(txn).map_err(|e| e.to_string()),
+        // One request that needs its write durable now syncs the whole batch, and with it
+        // every deferred record logged before.
+        let sync = batch
+            .iter()
+            .any(|request| request.durability == crate::Durability::Immediate);
+        match wal.append(ops(), sync) {
+            Ok(Appended::Logged) => {
+                if sync {
+                    self.log_syncs.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Appended::NoRoom) => return self.commit_durably(ops()).map_err(|e| e.to_string()),
             Err(e) => {
                 // The record may be half on disk; a durable commit under the next generation
                 // makes it unreadable, and the batch durable without it.
                 tracing::error!(error = %e, "The storage log failed; committing to the database file directly from now on.");
                 self.wal = None;
-                return self.commit_durably(txn).map_err(|e| e.to_string());
+                return self.commit_durably(ops()).map_err(|e| e.to_string());
             }
         }
-        let committed = txn
-            .set_durability(Durability::None)
-            .map_err(|e| e.to_string())
-            .and_then(|()| txn.commit().map_err(|e| e.to_string()));
-        match committed {
-            Ok(()) => {
-                self.logged_since.get_or_insert_with(Instant::now);
-                Ok(())
-            }
-            Err(e) => {
-                let failure = format!("storage is inconsistent until restarted: {e}");
-                self.failed = Some(failure.clone());
-                Err(failure)
-            }
+        let mut overlay = self.overlay.write();
+        for op in ops() {
+            match op {
+                TxOp::Put(entry) => overlay.insert(entry.key.clone(), Some(entry.value.clone())),
+                TxOp::Delete(key) => overlay.insert(key.clone(), None),
+            };
         }
+        drop(overlay);
+        self.logged_since.get_or_insert_with(Instant::now);
+        Ok(())
     }
 
-    /// Commits `txn` with a sync, as the checkpoint of everything logged so far: the next
-    /// generation goes in with it, and the log starts over.
-    fn commit_durably(&mut self, mut txn: WriteTransaction) -> Result<(), redb::Error> {
+    /// Commits the overlay and then `ops` to redb with a sync, as the checkpoint of everything
+    /// logged so far: the next generation goes in with it, the overlay empties, and the log
+    /// starts over. On failure nothing changes, and `ops` are not applied.
+    fn commit_durably<'a>(
+        &mut self,
+        ops: impl IntoIterator<Item = &'a TxOp>,
+    ) -> Result<(), redb::Error> {
         let next = self.generation + 1;
+        let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)
             .map_err(redb::Error::from)?;
+        {
+            let overlay = self.overlay.read();
+            let mut table = txn.open_table(TABLE)?;
+            for (key, value) in overlay.iter() {
+                match value {
+                    Some(value) => table.insert(key.as_str(), value.as_slice())?,
+                    None => table.remove(key.as_str())?,
+                };
+            }
+        }
+        apply(&txn, ops.into_iter())?;
         txn.open_table(META)?.insert(WAL_GENERATION, next)?;
         txn.commit()?;
+        // Readers that missed the overlay now find the same values in redb.
+        self.overlay.write().clear();
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.generation = next;
         if let Some(wal) = &mut self.wal {
             wal.restart(next);
@@ -438,16 +531,11 @@ impl Writer {
     }
 
     fn checkpoint(&mut self) {
-        if self.logged_since.is_none() || self.failed.is_some() {
+        if self.logged_since.is_none() {
             return;
         }
-        let done = self
-            .db
-            .begin_write()
-            .map_err(redb::Error::from)
-            .and_then(|txn| self.commit_durably(txn));
-        if let Err(e) = done {
-            // The log still holds every batch; the next checkpoint tries again.
+        if let Err(e) = self.commit_durably([]) {
+            // The log and the overlay still hold every batch; the next checkpoint tries again.
             tracing::warn!(error = %e, "storage checkpoint failed");
         }
     }
@@ -471,8 +559,11 @@ fn apply<'a>(
     Ok(())
 }
 
+/// The immediate children of `prefix` in redb's keys as `logged` (the overlay's keys under
+/// `prefix`, live or deleted) amends them.
 fn list_children(
     table: &Table,
+    logged: &BTreeMap<String, bool>,
     prefix: &str,
     after: &str,
     limit: usize,
@@ -480,10 +571,54 @@ fn list_children(
     let mut children = Children::new(prefix, after, limit);
     let mut from = children.start();
     'scan: loop {
-        let lower = from.as_ref().map(String::as_str);
-        for item in table.range::<&str>((lower, Bound::Unbounded))? {
-            let (key, _) = item?;
-            match children.feed(key.value()) {
+        let lower = match &from {
+            Bound::Included(key) => Bound::Included(key.as_str()),
+            Bound::Excluded(key) => Bound::Excluded(key.as_str()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut stored = table.range::<&str>((lower, Bound::Unbounded))?;
+        let mut overlaid = logged.range::<str, _>((lower, Bound::Unbounded)).peekable();
+        let mut next_stored = match stored.next() {
+            Some(item) => Some(item?.0),
+            None => None,
+        };
+        loop {
+            // The smaller key of the two streams; on a tie the overlay's entry replaces redb's.
+            let from_overlay = match (&next_stored, overlaid.peek()) {
+                (None, None) => break 'scan,
+                (Some(stored_key), Some((key, _))) => key.as_str() <= stored_key.value(),
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            let step = if from_overlay {
+                let Some((key, live)) = overlaid.next() else {
+                    break 'scan;
+                };
+                if next_stored
+                    .as_ref()
+                    .is_some_and(|stored_key| stored_key.value() == key.as_str())
+                {
+                    next_stored = match stored.next() {
+                        Some(item) => Some(item?.0),
+                        None => None,
+                    };
+                }
+                if !live {
+                    continue;
+                }
+                children.feed(key)
+            } else {
+                let Some(stored_key) = next_stored.take() else {
+                    break 'scan;
+                };
+                let step = children.feed(stored_key.value());
+                next_stored = match stored.next() {
+                    Some(item) => Some(item?.0),
+                    None => None,
+                };
+                step
+            };
+            match step {
                 Step::Next => {}
                 Step::Seek(next) => {
                     from = Bound::Included(next);
@@ -492,7 +627,6 @@ fn list_children(
                 Step::Done => break 'scan,
             }
         }
-        break;
     }
     Ok(children.finish())
 }
@@ -653,6 +787,125 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn deferred_writes_ride_on_the_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::open_with(dir.path(), no_timed_checkpoints(1 << 20)).unwrap();
+        backend.put(entry("revoked", b"lease")).await.unwrap();
+        let syncs = backend.log_sync_count();
+        backend
+            .transaction_with(
+                vec![
+                    TxOp::Delete("revoked".into()),
+                    TxOp::Put(entry("deferred", b"1")),
+                ],
+                crate::Durability::Deferred,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            backend.log_sync_count(),
+            syncs,
+            "a deferred write waited for a sync"
+        );
+        assert_eq!(
+            value(&backend, "revoked").await,
+            None,
+            "not visible at once"
+        );
+        assert_eq!(
+            value(&backend, "deferred").await.as_deref(),
+            Some(&b"1"[..])
+        );
+
+        backend.put(entry("after", b"2")).await.unwrap();
+        assert_eq!(backend.log_sync_count(), syncs + 1);
+        let without_log = crash_image(dir.path(), false);
+        let reopened = FileBackend::open(without_log.path()).unwrap();
+        assert_eq!(
+            value(&reopened, "deferred").await,
+            None,
+            "only the log holds it"
+        );
+        drop(reopened);
+        // The immediate write's sync covered the deferred record logged before it.
+        let image = crash_image(dir.path(), true);
+        let reopened = FileBackend::open(image.path()).unwrap();
+        assert_eq!(value(&reopened, "revoked").await, None);
+        assert_eq!(
+            value(&reopened, "deferred").await.as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(value(&reopened, "after").await.as_deref(), Some(&b"2"[..]));
+    }
+
+    /// Reads merge the overlay with the database file: the same operations on the in-memory
+    /// backend give the same answers, whichever checkpoints happened in between.
+    #[tokio::test]
+    async fn reads_see_the_overlay_over_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A small log checkpoints every few dozen writes, so keys sit on both sides.
+        let file = FileBackend::open_with(dir.path(), no_timed_checkpoints(4 << 10)).unwrap();
+        let model = crate::InmemBackend::new();
+        let keys = [
+            "a",
+            "a/x",
+            "a/y/z",
+            "b",
+            "b/1",
+            "b/2/3",
+            "c/d/e",
+            "c0",
+            "cz",
+            "d/",
+            "lease/1",
+            "lease/2",
+            "lease/3/x",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut random = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..600 {
+            let key = keys[random(keys.len())];
+            let ops = if random(3) == 0 {
+                vec![TxOp::Delete(key.to_owned())]
+            } else {
+                vec![TxOp::Put(entry(key, format!("{round}").as_bytes()))]
+            };
+            let commits_before = file.commit_count();
+            file.transaction(ops.clone()).await.unwrap();
+            model.transaction(ops).await.unwrap();
+            assert_eq!(file.commit_count(), commits_before + 1);
+            for prefix in ["", "a/", "b/", "c", "c/", "c/d/", "lease/", "d/"] {
+                assert_eq!(
+                    file.list(prefix).await.unwrap(),
+                    model.list(prefix).await.unwrap(),
+                    "list({prefix:?}) after round {round}"
+                );
+                let all = model.list(prefix).await.unwrap();
+                for after in all.iter().map(String::as_str).chain(["", "b"]) {
+                    assert_eq!(
+                        file.list_page(prefix, after, 2).await.unwrap(),
+                        model.list_page(prefix, after, 2).await.unwrap(),
+                        "list_page({prefix:?}, {after:?}, 2) after round {round}"
+                    );
+                }
+            }
+            for key in keys {
+                assert_eq!(file.get(key).await.unwrap(), model.get(key).await.unwrap());
+            }
+        }
+        let checkpoints = file.checkpoint_count();
+        assert!(
+            checkpoints > 10,
+            "only {checkpoints} checkpoints: the test needs both sides"
+        );
+    }
+
+    #[tokio::test]
     async fn a_replayed_log_is_not_replayed_again() {
         let dir = tempfile::tempdir().unwrap();
         let backend = FileBackend::open_with(dir.path(), no_timed_checkpoints(1 << 20)).unwrap();
@@ -712,7 +965,14 @@ mod tests {
             ..no_timed_checkpoints(1 << 20)
         };
         let backend = FileBackend::open_with(dir.path(), options).unwrap();
-        backend.put(entry("k", b"v")).await.unwrap();
+        // Deferred: nothing else will sync it.
+        backend
+            .transaction_with(
+                vec![TxOp::Put(entry("k", b"v"))],
+                crate::Durability::Deferred,
+            )
+            .await
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let image = crash_image(dir.path(), false);

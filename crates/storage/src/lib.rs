@@ -53,6 +53,20 @@ pub enum TxOp {
     Delete(String),
 }
 
+/// How soon an acknowledged write must survive a crash of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Before it is acknowledged.
+    #[default]
+    Immediate,
+    /// By the next `Immediate` write's sync or the backend's next checkpoint (well under a
+    /// second on the file backend), whichever comes first. It is visible at once; a crash
+    /// before then loses it together with every later `Deferred` write, never alone, and never
+    /// an `Immediate` write acknowledged after it. For records of something already done
+    /// elsewhere whose loss only makes the server do it again.
+    Deferred,
+}
+
 /// A physical storage backend.
 ///
 /// Semantics shared by every implementation (checked by [`testing::exercise_backend`]):
@@ -64,7 +78,8 @@ pub enum TxOp {
 ///   strictly after `after` (`""` = from the start), at most `limit` of them (0 = no limit).
 /// * `transaction(ops)` applies every op or none, atomically and in order.
 /// * An acknowledged write (`Ok` returned) is durable for durable backends: it survives a crash
-///   of the process (the file backend fsyncs before acknowledging).
+///   of the process (the file backend fsyncs before acknowledging), unless it was written with
+///   [`Durability::Deferred`].
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
@@ -73,6 +88,12 @@ pub trait Backend: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
     async fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>>;
     async fn transaction(&self, ops: Vec<TxOp>) -> Result<()>;
+    /// [`transaction`](Self::transaction) with a choice of [`Durability`]; a backend that
+    /// has only one kind of write ignores it.
+    async fn transaction_with(&self, ops: Vec<TxOp>, durability: Durability) -> Result<()> {
+        let _ = durability;
+        self.transaction(ops).await
+    }
     /// The backend's Vault name (`"inmem"`, `"file"`), reported by `sys/seal-status`.
     fn kind(&self) -> &'static str;
 }

@@ -44,7 +44,7 @@ pub struct Wal {
 /// What [`Wal::append`] did with a batch.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Appended {
-    /// The record is durable.
+    /// The record is written, and durable if the append synced.
     Logged,
     /// The record does not fit in what is left of the file; nothing was written.
     NoRoom,
@@ -85,16 +85,23 @@ impl Wal {
         Ok((wal, replay.ops))
     }
 
-    /// Writes the batch as one record and syncs it. On an error the record may be partly
-    /// written; the caller must not acknowledge the batch, and should make its state durable by
-    /// other means and restart the log before appending again.
-    pub fn append<'a>(&mut self, ops: impl Iterator<Item = &'a TxOp>) -> io::Result<Appended> {
+    /// Writes the batch as one record and, if `sync`, syncs it with every record before it.
+    /// On an error the record may be partly written; the caller must not acknowledge the batch,
+    /// and should make its state durable by other means and restart the log before appending
+    /// again.
+    pub fn append<'a>(
+        &mut self,
+        ops: impl Iterator<Item = &'a TxOp>,
+        sync: bool,
+    ) -> io::Result<Appended> {
         encode_record(&mut self.record, self.generation, self.next_sequence, ops);
         if self.record.len() as u64 > self.capacity - self.position {
             return Ok(Appended::NoRoom);
         }
         self.file.write_all_at(&self.record, self.position)?;
-        self.file.sync_data()?;
+        if sync {
+            self.file.sync_data()?;
+        }
         self.position += self.record.len() as u64;
         self.next_sequence += 1;
         Ok(Appended::Logged)
@@ -338,10 +345,10 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096);
 
         let small = [put("k", b"v")];
-        assert_eq!(wal.append(small.iter()).unwrap(), Appended::Logged);
+        assert_eq!(wal.append(small.iter(), true).unwrap(), Appended::Logged);
         let big = [put("big", &[1; 5000])];
-        assert_eq!(wal.append(big.iter()).unwrap(), Appended::NoRoom);
-        assert_eq!(wal.append(small.iter()).unwrap(), Appended::Logged);
+        assert_eq!(wal.append(big.iter(), true).unwrap(), Appended::NoRoom);
+        assert_eq!(wal.append(small.iter(), true).unwrap(), Appended::Logged);
         let used = wal.used();
         drop(wal);
 
@@ -351,7 +358,7 @@ mod tests {
 
         wal.restart(1);
         assert_eq!(
-            wal.append([put("new", b"gen")].iter()).unwrap(),
+            wal.append([put("new", b"gen")].iter(), true).unwrap(),
             Appended::Logged
         );
         drop(wal);
@@ -372,12 +379,12 @@ mod tests {
         let mut written = Vec::new();
         for i in 0..100 {
             let op = put(&format!("k{i}"), &[i as u8; 2000]);
-            wal.append([&op].into_iter()).unwrap();
+            wal.append([&op].into_iter(), true).unwrap();
             written.push(op);
         }
         // One record that straddles several reads on its own.
         let big = put("big", &[1; 150 << 10]);
-        wal.append([&big].into_iter()).unwrap();
+        wal.append([&big].into_iter(), true).unwrap();
         written.push(big);
         drop(wal);
 

@@ -190,7 +190,13 @@ impl Core {
             };
         }
         match self.call_revoke(unsealed, &entry).await {
-            Ok(with_deletion) => self.delete_lease(expiration, &entry, with_deletion).await,
+            Ok(mut with_deletion) => {
+                // The secret is gone from its system; the lease's deletion only records that.
+                // Lost in a crash, the lease comes back and its revocation runs again, which
+                // every engine's revoke takes as success when the secret is already gone.
+                with_deletion.defer_durability();
+                self.delete_lease(expiration, &entry, with_deletion).await
+            }
             Err(Error::Sealed) => Err(Error::Sealed),
             Err(err) => match mode {
                 Mode::Force => {
