@@ -274,11 +274,7 @@ async fn write(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
     }
     let previous = state.connections.lock().await.insert(
         name.clone(),
-        Arc::new(Instance {
-            plugin,
-            config: config.clone(),
-            lock: tokio::sync::RwLock::new(()),
-        }),
+        Arc::new(Instance::new(plugin, config.clone())),
     );
     if let Some(previous) = previous {
         previous.plugin.close().await;

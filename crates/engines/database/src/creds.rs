@@ -20,8 +20,9 @@ use serde_json::{Map, Value, json};
 use crate::{
     intent::{self, Intent, IntentState, unix_now},
     plugin::{DeleteUserRequest, IntentGate, NewUserRequest, UpdateUserRequest, UserChange},
+    reservation::{InFlight, Origin, Reservation},
     role,
-    state::{Database, Instance, missing_connection, plugin_error},
+    state::{Database, Instance, plugin_error},
 };
 
 pub(crate) const SECRET_CREDS: &str = "creds";
@@ -53,24 +54,36 @@ pub(crate) fn secret_type() -> SecretType<Database> {
     }
 }
 
-/// Renders the connection's username template (or the plugin's default).
-fn username(instance: &Instance, display_name: &str, role_name: &str) -> Result<String> {
-    let template = match instance.config.connection_details.get("username_template") {
+/// The connection's username template (or the plugin's default).
+fn username_template(instance: &Instance) -> String {
+    match instance.config.connection_details.get("username_template") {
         Some(Value::String(text)) if !text.is_empty() => text.clone(),
         _ => instance.plugin.default_username_template().to_owned(),
+    }
+}
+
+/// Renders a username with the instance's template (`origin.template`), checked for what
+/// statement substitution refuses.
+fn render_username(instance: &Instance, origin: &Origin, role_name: &str) -> Result<String> {
+    let failed = |err| Error::internal(format!("unable to generate username: {err}"));
+    let template = match instance.username_template.get() {
+        Some(template) => template,
+        None => {
+            let parsed = StringTemplate::parse(&origin.template).map_err(failed)?;
+            instance.username_template.get_or_init(|| parsed)
+        }
     };
     let fields = BTreeMap::from([
-        ("DisplayName".to_owned(), display_name.to_owned()),
+        ("DisplayName".to_owned(), origin.display_name.clone()),
         ("RoleName".to_owned(), role_name.to_owned()),
     ]);
-    let name = StringTemplate::parse(&template)
-        .and_then(|template| template.render(&fields))
-        .map_err(|err| Error::internal(format!("unable to generate username: {err}")))?;
+    let name = template.render(&fields).map_err(failed)?;
     if name.is_empty() {
         return Err(Error::internal(
             "the username template produced an empty name",
         ));
     }
+    crate::statements::check_substitution("generated username", &name).map_err(Error::invalid)?;
     Ok(name)
 }
 
@@ -83,10 +96,10 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
     let role = role::load(storage.as_ref(), &name)
         .await?
         .ok_or_else(|| Error::invalid(format!("unknown role: {name}")))?;
-    let config = state
-        .config(storage.as_ref(), &role.db_name)
-        .await?
-        .ok_or_else(|| missing_connection(&role.db_name))?;
+    // The live instance carries the stored configuration: every change to it replaces or
+    // clears the instance.
+    let instance = state.connection(storage.as_ref(), &role.db_name).await?;
+    let config = &instance.config;
     if !config.allows_role(&name) {
         return Err(Error::Coded {
             status: 500,
@@ -99,8 +112,6 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
             role.credential_type
         )));
     }
-    let instance = state.connection(storage.as_ref(), &role.db_name).await?;
-
     let now = SystemTime::now();
     let decision = calculate_ttl(
         req.mount_ttls,
@@ -124,24 +135,46 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
             }
             other => other,
         })?;
-    let username = username(&instance, &req.display_name, &name)?;
-    crate::statements::check_substitution("generated username", &username)
-        .map_err(Error::invalid)?;
     crate::statements::check_substitution("generated password", &password).map_err(|err| {
         Error::invalid(format!(
             "{err}; remove it from the password policy's charsets"
         ))
     })?;
+    let template = username_template(&instance);
+    let origin = Origin {
+        db_name: role.db_name.clone(),
+        template,
+        display_name: req.display_name.clone(),
+    };
+    let taken = state
+        .reservations
+        .take(&name, &origin, std::time::Instant::now());
+    let (intent_id, username, reserved) = match taken.reservation {
+        Some(reservation) => (reservation.intent_id, reservation.username, true),
+        None => (
+            uuid::Uuid::new_v4().to_string(),
+            render_username(&instance, &origin, &name)?,
+            false,
+        ),
+    };
+    let _in_flight = reserved.then(|| InFlight {
+        reservations: &state.reservations,
+        intent_id: intent_id.clone(),
+    });
 
-    // The lease, with the engine's issued record, is registered before the user can exist,
-    // so no crash can leave a user that no lease covers; a lease whose user never came to
-    // exist is harmless, as revocation skips missing users. The registration's fsync runs
-    // while the plugin prepares the user, which waits for it (`IntentGate`): before COMMIT in
-    // PostgreSQL, whose DDL is transactional, and before the first statement elsewhere.
+    // The user must never exist without a durable record that reconciliation will find, and
+    // the client must never hold a password whose lease is not durable. A reserved username
+    // (see `reservation`) already has its pending record, so the user is created while the
+    // lease commits. Otherwise the lease, with the engine's issued record, commits before the
+    // user can exist: its sync runs while the plugin prepares the user, which waits for it
+    // (`IntentGate`) before COMMIT in PostgreSQL, whose DDL is transactional, and before the
+    // first statement elsewhere. Either way a crash leaves at worst a lease whose user never
+    // came to exist, which revocation skips, or a pending record whose user reconciliation
+    // drops. Each lease also reserves the next username for its role.
     let issued_at = unix_now();
     let record = Intent {
         version: 1,
-        id: uuid::Uuid::new_v4().to_string(),
+        id: intent_id,
         state: IntentState::Issued,
         db_name: role.db_name.clone(),
         role: name.clone(),
@@ -150,6 +183,13 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         created_at: issued_at,
         expires_at: issued_at + decision.ttl.as_secs(),
         boot: state.boot_id.clone(),
+    };
+    let next = Intent {
+        id: uuid::Uuid::new_v4().to_string(),
+        state: IntentState::Pending,
+        username: render_username(&instance, &origin, &name)?,
+        expires_at: 0,
+        ..record.clone()
     };
     let internal = json!({
         "username": username,
@@ -162,6 +202,10 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
     let Value::Object(internal_data) = internal else {
         return Err(Error::internal("internal data is not an object"));
     };
+    let mut commit_with_lease = vec![intent::put_change(&record)?, intent::put_change(&next)?];
+    commit_with_lease.extend(taken.discarded.iter().map(|id| StorageChange::Delete {
+        key: intent::key(id),
+    }));
     let mut secret = SecretLease {
         lease_id: String::new(),
         ttl: decision.ttl,
@@ -169,13 +213,20 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         renewable: true,
         secret_type: SECRET_CREDS.to_owned(),
         internal_data,
-        commit_with_lease: vec![intent::issued_change(&record)?],
+        commit_with_lease,
     };
     let system = req.system()?.clone();
-    let (signal, gate) = IntentGate::pending();
+    let (signal, gate) = if reserved {
+        (None, IntentGate::open())
+    } else {
+        let (signal, gate) = IntentGate::pending();
+        (Some(signal), gate)
+    };
     let register = async {
         let registered = system.register_lease(&req, &mut secret).await;
-        signal.finish(registered.is_ok());
+        if let Some(signal) = signal {
+            signal.finish(registered.is_ok());
+        }
         registered
     };
     let create = async {
@@ -193,19 +244,51 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
             .await
     };
     let (registered, created) = tokio::join!(register, create);
-    // Unregistered, the plugin created nothing: the registration's error (a full lease
-    // quota, say) is the answer.
-    let mut warnings = decision.warnings;
-    warnings.extend(registered?);
-    if let Err(err) = created {
-        // The plugin rolled back what it could; revoking the lease drops whatever is left
-        // and its record. If that fails the lease stays due, and the worker retries it.
-        if let Err(cleanup) = system.revoke_lease(&secret.lease_id).await {
-            tracing::warn!(db = %record.db_name, role = %name, error = %cleanup,
-                "Could not revoke the lease of a failed creation; it will be retried.");
+    let warnings_or_error = match registered {
+        Ok(warnings) => {
+            state.reservations.offer(
+                &name,
+                Reservation {
+                    intent_id: next.id.clone(),
+                    username: next.username.clone(),
+                    origin,
+                    made: std::time::Instant::now(),
+                },
+            );
+            Ok(warnings)
         }
-        return Err(plugin_error("failed to create user", err));
-    }
+        Err(err) => Err(err),
+    };
+    let warnings_or_error = match (warnings_or_error, created) {
+        (Ok(warnings), Ok(())) => Ok(warnings),
+        // Unregistered and ungated, the user may exist under its reserved record: drop it
+        // now, or leave it to reconciliation if the database cannot. Gated, the plugin
+        // created nothing and the registration's error (a full lease quota, say) is the answer.
+        (Err(err), _) => {
+            if reserved {
+                let pending = Intent {
+                    state: IntentState::Pending,
+                    ..record
+                };
+                if let Err(cleanup) = intent::drop_user(&state, storage.as_ref(), &pending).await {
+                    tracing::warn!(db = %pending.db_name, role = %name, error = %cleanup,
+                        "Could not drop the user of a failed creation; reconciliation will.");
+                }
+            }
+            Err(err)
+        }
+        // The plugin rolled back what it could; revoking the lease drops whatever is left and
+        // its record. If that fails the lease stays due, and the worker retries it.
+        (Ok(_), Err(err)) => {
+            if let Err(cleanup) = system.revoke_lease(&secret.lease_id).await {
+                tracing::warn!(db = %record.db_name, role = %name, error = %cleanup,
+                    "Could not revoke the lease of a failed creation; it will be retried.");
+            }
+            Err(plugin_error("failed to create user", err))
+        }
+    };
+    let mut warnings = decision.warnings;
+    warnings.extend(warnings_or_error?);
 
     let mut data = Map::new();
     data.insert("username".to_owned(), Value::String(username));

@@ -1,18 +1,16 @@
 //! Creation intents: the engine's own record of every database user it creates, written
 //! before the user exists and removed when the user is revoked.
 //!
-//! The record is written `Issued`, by the core, in the same storage transaction as the lease
-//! (`SecretLease::commit_with_lease`), and that transaction commits before the plugin lets the
-//! user exist (`SystemView::register_lease` and the plugin's `IntentGate`): a crash can leave
-//! a lease whose user never came to exist, which revocation skips, but never a user that no
-//! lease covers. Renewals move the recorded expiry forward, and revocation deletes the record
-//! in the lease's own deletion. Reconciliation drops any issued user whose expiry passed a
-//! grace period ago without a revocation (a lease removed by `revoke-force`, say), so nothing
-//! outlives its expiry by much.
-//!
-//! Earlier versions wrote a `Pending` record before creating the user and the issued one
-//! after; reconciliation still drops the users of pending records such a version left behind
-//! when it died.
+//! The record of an issued credential is written `Issued`, by the core, in the same storage
+//! transaction as the lease (`SecretLease::commit_with_lease`). Before the user exists, either
+//! that transaction has committed (the plugin waits on its `IntentGate`) or a `Pending` record
+//! of the same id, a username reservation committed with an earlier lease (see
+//! `reservation`), already covers it. A crash can thus leave a lease whose user never came to
+//! exist, which revocation skips, or a pending record whose user may exist, which
+//! reconciliation drops; never a user that nothing covers. Renewals move the recorded expiry
+//! forward, and revocation deletes the record in the lease's own deletion. Reconciliation also
+//! drops any issued user whose expiry passed a grace period ago without a revocation (a lease
+//! removed by `revoke-force`, say), so nothing outlives its expiry by much.
 
 use std::{
     sync::Arc,
@@ -29,7 +27,7 @@ pub(crate) const INTENT_PREFIX: &str = "intent/";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum IntentState {
-    /// The user is being created; no client has its password yet.
+    /// The username is reserved, or its user is being created; no client has its password.
     Pending,
     /// The credential was handed out; it lives until `expires_at` unless renewed.
     Issued,
@@ -65,8 +63,8 @@ pub(crate) fn key(id: &str) -> String {
     format!("{INTENT_PREFIX}{id}")
 }
 
-/// The issued record, for the core to commit with the lease.
-pub(crate) fn issued_change(intent: &Intent) -> Result<StorageChange> {
+/// A record for the core to commit with a lease.
+pub(crate) fn put_change(intent: &Intent) -> Result<StorageChange> {
     let value = serde_json::to_vec(intent)
         .map_err(|err| mayfly_sdk::Error::internal(format!("cannot encode an intent: {err}")))?;
     Ok(StorageChange::Put {
@@ -118,7 +116,8 @@ pub(crate) async fn drop_user(
 /// What one reconciliation pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReconcileReport {
-    /// Users created by an interrupted request, dropped.
+    /// Pending records settled: reservations no request will use, and users created by an
+    /// interrupted request, dropped.
     pub orphans_dropped: usize,
     /// Issued users past their expiry that nothing revoked, dropped.
     pub expired_dropped: usize,
@@ -150,7 +149,8 @@ pub(crate) async fn reconcile(
             // A request of this boot may have returned with its lease not yet committed.
             IntentState::Pending => {
                 intent.boot != state.boot_id
-                    || intent.created_at.saturating_add(PENDING_STUCK.as_secs()) <= now
+                    || (intent.created_at.saturating_add(PENDING_STUCK.as_secs()) <= now
+                        && !state.reservations.in_flight(&intent.id))
             }
             IntentState::Issued => intent.expires_at.saturating_add(grace.as_secs()) <= now,
         };
@@ -163,7 +163,7 @@ pub(crate) async fn reconcile(
                     db = %intent.db_name,
                     role = %intent.role,
                     state = ?intent.state,
-                    "Dropped a database user that no lease covers."
+                    "Settled a database user that no lease covers: dropped, if it existed."
                 );
                 match intent.state {
                     IntentState::Pending => report.orphans_dropped += 1,

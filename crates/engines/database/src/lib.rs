@@ -16,6 +16,7 @@ mod creds;
 mod intent;
 pub mod plugin;
 mod pool;
+mod reservation;
 mod role;
 mod rotate_root;
 mod schedule;

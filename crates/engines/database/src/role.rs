@@ -281,10 +281,16 @@ async fn write(_: Arc<Database>, req: Request, fields: FieldData) -> Result<Opti
     Ok(None)
 }
 
-async fn delete(_: Arc<Database>, req: Request, fields: FieldData) -> Result<Option<Response>> {
+async fn delete(state: Arc<Database>, req: Request, fields: FieldData) -> Result<Option<Response>> {
     let name = role_name(&fields)?;
-    req.storage()?
-        .delete(&format!("{ROLE_PREFIX}{name}"))
-        .await?;
+    let storage = req.storage()?;
+    storage.delete(&format!("{ROLE_PREFIX}{name}")).await?;
+    for id in state.reservations.forget(&name) {
+        // Left behind, the record is settled by reconciliation.
+        if let Err(err) = crate::intent::remove(storage.as_ref(), &id).await {
+            tracing::warn!(role = %name, error = %err,
+                "Could not delete a deleted role's username reservation.");
+        }
+    }
     Ok(None)
 }

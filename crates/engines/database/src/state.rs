@@ -89,6 +89,19 @@ pub(crate) struct Instance {
     pub plugin: Box<dyn DatabasePlugin>,
     pub config: DbConfig,
     pub lock: RwLock<()>,
+    /// The username template, parsed on first use.
+    pub username_template: std::sync::OnceLock<mayfly_sdk::template::StringTemplate>,
+}
+
+impl Instance {
+    pub(crate) fn new(plugin: Box<dyn DatabasePlugin>, config: DbConfig) -> Instance {
+        Instance {
+            plugin,
+            config,
+            lock: RwLock::new(()),
+            username_template: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// Everything a mounted database engine keeps.
@@ -105,6 +118,8 @@ pub struct Database {
     /// Serialises static-role rotations (background, `rotate-role`, role writes).
     pub(crate) static_rotations: tokio::sync::Mutex<()>,
     pub(crate) static_retries: crate::static_role::RetryTimes,
+    /// Usernames whose pending intents are committed, for the next credentials.
+    pub(crate) reservations: crate::reservation::Reservations,
 }
 
 impl Database {
@@ -118,6 +133,7 @@ impl Database {
             settings,
             static_rotations: tokio::sync::Mutex::new(()),
             static_retries: crate::static_role::RetryTimes::default(),
+            reservations: crate::reservation::Reservations::default(),
         }
     }
 
@@ -184,11 +200,7 @@ impl Database {
             })
             .await
             .map_err(|err| plugin_error("error initializing the connection", err))?;
-        let instance = Arc::new(Instance {
-            plugin,
-            config,
-            lock: RwLock::new(()),
-        });
+        let instance = Arc::new(Instance::new(plugin, config));
         connections.insert(name.to_owned(), instance.clone());
         Ok(instance)
     }

@@ -150,12 +150,16 @@ impl Mount {
     }
 
     async fn with_passwords(passwords: StaticSystemView) -> Mount {
+        Mount::on(MemoryStorage::new(), passwords).await
+    }
+
+    /// The engine mounted afresh on existing storage, as after a restart.
+    async fn on(storage: Arc<MemoryStorage>, passwords: StaticSystemView) -> Mount {
         let backend = Arc::new(DatabaseBackend::new(Settings {
             reconcile_interval: Duration::from_secs(3600),
             expiry_grace: Duration::ZERO,
             rotation_tick: Duration::from_millis(500),
         }));
-        let storage = MemoryStorage::new();
         let system = LeaseKeeper::new(storage.clone(), passwords);
         let _ = system.backend.set(Arc::downgrade(&backend));
         backend
@@ -523,9 +527,12 @@ async fn postgres_credentials_live_renew_and_die_with_their_lease() {
             .unwrap();
         assert!(can_select.get::<_, bool>(0), "the grant ran");
         let first_expiry = db.expiration(&username).await.expect("VALID UNTIL");
+        let mut states: Vec<IntentState> = mount.intents().await.iter().map(|i| i.state).collect();
+        states.sort_by_key(|state| *state == IntentState::Pending);
         assert_eq!(
-            mount.intents().await.iter().map(|i| i.state).collect::<Vec<_>>(),
-            [IntentState::Issued]
+            states,
+            [IntentState::Issued, IntentState::Pending],
+            "the credential's record and the next one's reservation"
         );
 
         let renewed = mount.renew(lease.clone(), 1800).await.unwrap().unwrap();
@@ -630,7 +637,10 @@ async fn failed_creation_leaves_nothing_behind() {
             assert!(matches!(failed, Err(Error::Coded { status: 500, .. })), "{failed:?}");
             assert!(db.users_like(&format!("vt_{role}")).await.is_empty(), "{role}: nothing left");
         }
-        assert!(mount.intents().await.is_empty(), "no intent left either");
+        for intent in mount.intents().await {
+            assert_eq!(intent.state, IntentState::Pending, "no issued intent left");
+            assert!(!db.user_exists(&intent.username).await, "a reservation, not a user");
+        }
 
         mount
             .write(
@@ -732,6 +742,76 @@ async fn reconciliation_drops_users_no_lease_covers() {
             .batch_execute(&format!("DROP ROLE \"{}\"", live.username))
             .await
             .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_lease_reserves_the_next_username_and_a_crash_leaves_no_reserved_user() {
+    with_db(TestPostgres::start().await, |db| async move {
+        let mount = Mount::new().await;
+        configure_postgres(&mount, &db, "pg", "*").await;
+        mount
+            .write(
+                "roles/r",
+                json!({"db_name": "pg", "creation_statements": SEED_CREATION}),
+            )
+            .await;
+        let pending = |intents: Vec<Intent>| -> Vec<Intent> {
+            intents
+                .into_iter()
+                .filter(|i| i.state == IntentState::Pending)
+                .collect()
+        };
+        let (first, _, first_lease) = mount.creds("r").await;
+        let [reserved] = &pending(mount.intents().await)[..] else {
+            panic!("one reservation after the first credential");
+        };
+        assert_ne!(reserved.username, first);
+        assert!(
+            !db.user_exists(&reserved.username).await,
+            "reserved, not created"
+        );
+
+        let (second, password, second_lease) = mount.creds("r").await;
+        assert_eq!(
+            second, reserved.username,
+            "the next credential takes the reservation"
+        );
+        assert!(db.password_works(&second, &password).await);
+        let issued = mount.intents().await;
+        let second_record = issued.iter().find(|i| i.username == second).unwrap();
+        assert_eq!(second_record.state, IntentState::Issued);
+        let [next] = &pending(issued.clone())[..] else {
+            panic!("one reservation after the second credential");
+        };
+
+        // A crash after the reserved user was created and before its lease committed: the
+        // user exists, only the pending record covers it.
+        db.client
+            .batch_execute(&format!("CREATE ROLE \"{}\" LOGIN", next.username))
+            .await
+            .unwrap();
+        let storage = mount.storage.clone();
+        drop(mount);
+        let restarted = Mount::on(storage, StaticSystemView::new()).await;
+        // Startup reconciles too; either pass may be the one that drops the user.
+        restarted.backend.reconcile().await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while db.user_exists(&next.username).await
+            || restarted.intents().await.iter().any(|i| i.id == next.id)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reserved user was not dropped"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Issued credentials are the leases' business, not reconciliation's.
+        assert!(db.user_exists(&first).await && db.user_exists(&second).await);
+        restarted.revoke(first_lease).await.unwrap();
+        restarted.revoke(second_lease).await.unwrap();
+        assert!(!db.user_exists(&first).await && !db.user_exists(&second).await);
     })
     .await;
 }
@@ -1046,14 +1126,17 @@ async fn revocation_during_an_outage_fails_and_succeeds_once_the_database_return
             "a database outage is a retryable failure: {failed:?}"
         );
         assert!(db.user_exists(&username).await);
-        assert_eq!(mount.intents().await.len(), 1, "the user is not forgotten");
+        assert!(
+            mount.intents().await.iter().any(|i| i.username == username),
+            "the user is not forgotten"
+        );
         let report = mount.backend.reconcile().await.unwrap();
         assert_eq!(report.failed, 0, "not expired yet, so reconciliation leaves it to the lease");
 
         relay.up().await;
         mount.revoke(lease).await.expect("revoked once the database is back");
         assert!(!db.user_exists(&username).await);
-        assert!(mount.intents().await.is_empty());
+        assert!(mount.intents().await.iter().all(|i| i.username != username));
         relay.down();
     })
     .await;
