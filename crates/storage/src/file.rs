@@ -65,6 +65,9 @@ pub struct FileOptions {
     pub checkpoint_interval: Duration,
     /// Idle time after which the writer checkpoints what the log holds.
     pub checkpoint_idle: Duration,
+    /// Keys in the overlay at which the writer checkpoints: bounds how long one checkpoint
+    /// holds up the writes queued behind it, and how many deleted keys a listing skips.
+    pub checkpoint_keys: usize,
 }
 
 impl Default for FileOptions {
@@ -73,6 +76,7 @@ impl Default for FileOptions {
             wal_capacity: 8 << 20,
             checkpoint_interval: Duration::from_secs(2),
             checkpoint_idle: Duration::from_millis(200),
+            checkpoint_keys: 4096,
         }
     }
 }
@@ -95,12 +99,12 @@ impl SharedOverlay {
         self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The overlay's keys under `prefix`, and whether each is live.
-    fn under(&self, prefix: &str) -> BTreeMap<String, bool> {
+    /// The overlay's keys under `prefix`, each with `Some(())` if live.
+    fn under(&self, prefix: &str) -> BTreeMap<String, Option<()>> {
         self.read()
             .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(key, _)| key.starts_with(prefix))
-            .map(|(key, value)| (key.clone(), value.is_some()))
+            .map(|(key, value)| (key.clone(), value.as_ref().map(|_| ())))
             .collect()
     }
 }
@@ -274,18 +278,21 @@ impl Backend for FileBackend {
     }
 
     async fn list_page(&self, prefix: &str, after: &str, limit: usize) -> Result<Vec<String>> {
-        // Taken before redb is read, as in `get`.
-        let logged = self.overlay.under(prefix);
         if (1..=INLINE_LIST_LIMIT).contains(&limit) {
             // As with `get`: a bounded page is a short range scan, cheaper inline than the two
-            // thread hand-offs of the blocking pool. Revoking a token lists three folders.
+            // thread hand-offs of the blocking pool. Revoking a token lists three folders. The
+            // overlay stays locked for the scan (taken before redb is read, as in `get`): the
+            // writer waits for one page at most, and a big overlay is not copied per page.
             let read = || -> Result<Vec<String>, redb::Error> {
+                let logged = self.overlay.read();
                 let txn = self.db.begin_read()?;
                 let table = txn.open_table(TABLE)?;
                 list_children(&table, &logged, prefix, after, limit)
             };
             return read().map_err(|e| backend_err("read", e));
         }
+        // Taken before redb is read, as in `get`.
+        let logged = self.overlay.under(prefix);
         let (prefix, after) = (prefix.to_owned(), after.to_owned());
         self.read(move |table| list_children(table, &logged, &prefix, &after, limit))
             .await
@@ -524,6 +531,7 @@ impl Writer {
             return false;
         };
         since.elapsed() >= self.options.checkpoint_interval
+            || self.overlay.read().len() >= self.options.checkpoint_keys
             || self
                 .wal
                 .as_ref()
@@ -559,11 +567,11 @@ fn apply<'a>(
     Ok(())
 }
 
-/// The immediate children of `prefix` in redb's keys as `logged` (the overlay's keys under
-/// `prefix`, live or deleted) amends them.
-fn list_children(
+/// The immediate children of `prefix` in redb's keys as `logged` (the overlay, or its part
+/// under `prefix`: `None` for a deleted key) amends them.
+fn list_children<V>(
     table: &Table,
-    logged: &BTreeMap<String, bool>,
+    logged: &BTreeMap<String, Option<V>>,
     prefix: &str,
     after: &str,
     limit: usize,
@@ -577,7 +585,10 @@ fn list_children(
             Bound::Unbounded => Bound::Unbounded,
         };
         let mut stored = table.range::<&str>((lower, Bound::Unbounded))?;
-        let mut overlaid = logged.range::<str, _>((lower, Bound::Unbounded)).peekable();
+        let mut overlaid = logged
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .peekable();
         let mut next_stored = match stored.next() {
             Some(item) => Some(item?.0),
             None => None,
@@ -603,7 +614,7 @@ fn list_children(
                         None => None,
                     };
                 }
-                if !live {
+                if live.is_none() {
                     continue;
                 }
                 children.feed(key)
@@ -735,6 +746,7 @@ mod tests {
             wal_capacity,
             checkpoint_interval: Duration::from_secs(3600),
             checkpoint_idle: Duration::from_secs(3600),
+            checkpoint_keys: usize::MAX,
         }
     }
 
