@@ -13,7 +13,8 @@
 //! log generation, and then empties the overlay and restarts the log. It runs when the log is
 //! half full, every [`FileOptions::checkpoint_interval`] while writes keep coming, once the
 //! writer has been idle for [`FileOptions::checkpoint_idle`], and at shutdown; opening the
-//! store replays whatever the log holds past the last checkpoint. Many batches share one
+//! store replays whatever the log holds past the last checkpoint. In between, an overlay of
+//! [`FileOptions::checkpoint_keys`] keys is moved into redb without a sync. Many batches share one
 //! commit, so redb's per-commit work and the copying of B-tree pages is paid once per
 //! checkpoint instead of once per batch.
 
@@ -65,8 +66,9 @@ pub struct FileOptions {
     pub checkpoint_interval: Duration,
     /// Idle time after which the writer checkpoints what the log holds.
     pub checkpoint_idle: Duration,
-    /// Keys in the overlay at which the writer checkpoints: bounds how long one checkpoint
-    /// holds up the writes queued behind it, and how many deleted keys a listing skips.
+    /// Keys in the overlay at which the writer moves it into redb without a sync (a full
+    /// checkpoint waits for its own triggers): bounds the overlay, how long one move holds up
+    /// the writes queued behind it, and how many deleted keys a listing skips.
     pub checkpoint_keys: usize,
 }
 
@@ -445,6 +447,8 @@ impl Writer {
             }
             if self.checkpoint_due() {
                 self.checkpoint();
+            } else if self.overlay.read().len() >= self.options.checkpoint_keys {
+                self.flush_overlay();
             }
         }
         // A clean shutdown leaves an empty log, so the next open has nothing to replay.
@@ -502,16 +506,7 @@ impl Writer {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)
             .map_err(redb::Error::from)?;
-        {
-            let overlay = self.overlay.read();
-            let mut table = txn.open_table(TABLE)?;
-            for (key, value) in overlay.iter() {
-                match value {
-                    Some(value) => table.insert(key.as_str(), value.as_slice())?,
-                    None => table.remove(key.as_str())?,
-                };
-            }
-        }
+        self.write_overlay(&txn)?;
         apply(&txn, ops.into_iter())?;
         txn.open_table(META)?.insert(WAL_GENERATION, next)?;
         txn.commit()?;
@@ -531,11 +526,44 @@ impl Writer {
             return false;
         };
         since.elapsed() >= self.options.checkpoint_interval
-            || self.overlay.read().len() >= self.options.checkpoint_keys
             || self
                 .wal
                 .as_ref()
                 .is_some_and(|wal| wal.used() > wal.capacity() / 2)
+    }
+
+    /// Applies the overlay to `txn`.
+    fn write_overlay(&self, txn: &WriteTransaction) -> Result<(), redb::Error> {
+        let overlay = self.overlay.read();
+        let mut table = txn.open_table(TABLE)?;
+        for (key, value) in overlay.iter() {
+            match value {
+                Some(value) => table.insert(key.as_str(), value.as_slice())?,
+                None => table.remove(key.as_str())?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Moves the overlay into redb without a sync: the log still holds every batch since the
+    /// last checkpoint, which a crash replays, and the next checkpoint makes redb durable.
+    /// Bounds the overlay (and the deleted keys a listing skips) without paying a durable
+    /// commit each time.
+    fn flush_overlay(&mut self) {
+        let flushed = (|| -> Result<(), redb::Error> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(Durability::None)
+                .map_err(redb::Error::from)?;
+            self.write_overlay(&txn)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        match flushed {
+            // Readers that missed the overlay now find the same values in redb.
+            Ok(()) => self.overlay.write().clear(),
+            // The overlay still serves every batch; the next checkpoint writes it.
+            Err(e) => tracing::warn!(error = %e, "storage overlay flush failed"),
+        }
     }
 
     fn checkpoint(&mut self) {
@@ -769,7 +797,12 @@ mod tests {
     #[tokio::test]
     async fn the_log_carries_acknowledged_writes_through_a_crash() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = FileBackend::open_with(dir.path(), no_timed_checkpoints(1 << 20)).unwrap();
+        // The overlay moves into redb every two keys, without a sync: only the log is durable.
+        let options = FileOptions {
+            checkpoint_keys: 2,
+            ..no_timed_checkpoints(1 << 20)
+        };
+        let backend = FileBackend::open_with(dir.path(), options).unwrap();
         backend.put(entry("kept", b"old")).await.unwrap();
         backend.put(entry("kept", b"new")).await.unwrap();
         backend.put(entry("dropped", b"x")).await.unwrap();
@@ -855,8 +888,13 @@ mod tests {
     #[tokio::test]
     async fn reads_see_the_overlay_over_the_database_file() {
         let dir = tempfile::tempdir().unwrap();
-        // A small log checkpoints every few dozen writes, so keys sit on both sides.
-        let file = FileBackend::open_with(dir.path(), no_timed_checkpoints(4 << 10)).unwrap();
+        // A small log checkpoints every few dozen writes, and a small overlay moves into redb
+        // every few, so keys sit on both sides.
+        let options = FileOptions {
+            checkpoint_keys: 5,
+            ..no_timed_checkpoints(4 << 10)
+        };
+        let file = FileBackend::open_with(dir.path(), options).unwrap();
         let model = crate::InmemBackend::new();
         let keys = [
             "a",
