@@ -172,6 +172,9 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
     // came to exist, which revocation skips, or a pending record whose user reconciliation
     // drops. Each lease also reserves the next username for its role.
     let issued_at = unix_now();
+    // The reservation's freshness counts from its record's `created_at`, not from when its
+    // lease committed, so reconciliation's age limit for pending records always exceeds it.
+    let reserved_at = std::time::Instant::now();
     let record = Intent {
         version: 1,
         id: intent_id,
@@ -252,7 +255,7 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
                     intent_id: next.id.clone(),
                     username: next.username.clone(),
                     origin,
-                    made: std::time::Instant::now(),
+                    made: reserved_at,
                 },
             );
             Ok(warnings)

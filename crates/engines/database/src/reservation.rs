@@ -44,6 +44,8 @@ pub(crate) struct Reservation {
     pub intent_id: String,
     pub username: String,
     pub origin: Origin,
+    /// When its record was made (not when it committed), so that a reservation in use is
+    /// always far younger than the age at which reconciliation settles pending records.
     pub made: Instant,
 }
 
@@ -85,15 +87,15 @@ impl Reservations {
         let Some(queue) = pool.ready.get_mut(role) else {
             return taken;
         };
-        // Oldest first: everything in front of a fresh entry is at least as old.
-        while let Some(front) = queue.front() {
-            if now.saturating_duration_since(front.made) < FRESH {
-                break;
-            }
-            taken
-                .discarded
-                .extend(queue.pop_front().map(|r| r.intent_id));
-        }
+        // Queued in the order their leases committed, which need not be the order their
+        // records were made in: every entry is checked.
+        let (fresh, stale): (VecDeque<Reservation>, VecDeque<Reservation>) = queue
+            .drain(..)
+            .partition(|r| now.saturating_duration_since(r.made) < FRESH);
+        *queue = fresh;
+        taken
+            .discarded
+            .extend(stale.into_iter().map(|r| r.intent_id));
         match queue.pop_back() {
             Some(reservation) if reservation.origin == *origin => {
                 taken.reservation = Some(reservation);
@@ -206,6 +208,18 @@ mod tests {
         assert!(taken.reservation.is_none());
         assert_eq!(taken.discarded, ["old", "older-too"]);
         assert!(!pool.in_flight("old"));
+    }
+
+    #[test]
+    fn a_stale_reservation_behind_a_fresh_one_is_not_used() {
+        let pool = Reservations::default();
+        let now = Instant::now();
+        // The stale one committed last (its lease was slow), so it sits at the back.
+        pool.offer("r", reservation("fresh", origin("app"), now + FRESH));
+        pool.offer("r", reservation("stale", origin("app"), now));
+        let taken = pool.take("r", &origin("app"), now + FRESH);
+        assert_eq!(taken.reservation.unwrap().intent_id, "fresh");
+        assert_eq!(taken.discarded, ["stale"]);
     }
 
     #[test]
