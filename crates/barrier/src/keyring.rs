@@ -2,6 +2,7 @@
 //! and the keyring blob, and the keyring's encryption under the root key.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
@@ -52,7 +53,7 @@ fn aead_key(key: &[u8; KEY_LEN]) -> Result<LessSafeKey> {
 }
 
 /// Encrypts into `version | term (BE u32) | nonce | ciphertext | tag`, binding `aad`.
-fn seal_envelope(key: &[u8; KEY_LEN], term: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+fn seal_envelope(key: &LessSafeKey, term: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
     random_bytes(&mut nonce)?;
     // Exact capacity: the plaintext is copied in and encrypted in place, so no reallocation may
@@ -62,7 +63,7 @@ fn seal_envelope(key: &[u8; KEY_LEN], term: u32, aad: &[u8], plaintext: &[u8]) -
     out.extend_from_slice(&term.to_be_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
-    let tag = aead_key(key)?
+    let tag = key
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(aad),
@@ -84,12 +85,11 @@ fn envelope_term(envelope: &[u8]) -> Option<u32> {
 
 /// Decrypts an envelope; `None` on any authentication failure. The buffer is zeroizing because
 /// the plaintext may be the keyring itself.
-fn open_envelope(key: &[u8; KEY_LEN], aad: &[u8], envelope: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+fn open_envelope(key: &LessSafeKey, aad: &[u8], envelope: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     envelope_term(envelope)?;
     let nonce: [u8; NONCE_LEN] = envelope[5..HEADER_LEN].try_into().ok()?;
     let mut buf = Zeroizing::new(envelope[HEADER_LEN..].to_vec());
-    let len = aead_key(key)
-        .ok()?
+    let len = key
         .open_in_place(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(aad),
@@ -105,7 +105,20 @@ fn open_envelope(key: &[u8; KEY_LEN], aad: &[u8], envelope: &[u8]) -> Option<Zer
 #[derive(Clone)]
 pub(crate) struct Term {
     key: KeyBytes,
+    /// The key expanded for AES-GCM once, not per value: the expansion costs more than
+    /// sealing a small value.
+    cipher: Arc<LessSafeKey>,
     pub(crate) install_time: OffsetDateTime,
+}
+
+impl Term {
+    fn new(key: KeyBytes, install_time: OffsetDateTime) -> Result<Term> {
+        Ok(Term {
+            cipher: Arc::new(aead_key(&key)?),
+            key,
+            install_time,
+        })
+    }
 }
 
 /// Every term ever installed (old ones stay to read old values) and the one used for writes.
@@ -132,10 +145,7 @@ struct TermDoc {
 impl Keyring {
     /// A keyring with a single fresh key as term 1.
     pub(crate) fn generate() -> Result<Self> {
-        let term = Term {
-            key: random_key()?,
-            install_time: OffsetDateTime::now_utc(),
-        };
+        let term = Term::new(random_key()?, OffsetDateTime::now_utc())?;
         Ok(Self {
             terms: BTreeMap::from([(1, term)]),
             active: 1,
@@ -158,10 +168,7 @@ impl Keyring {
         let next = last
             .checked_add(1)
             .ok_or_else(|| Error::Internal("keyring term space exhausted".into()))?;
-        let term = Term {
-            key: random_key()?,
-            install_time: OffsetDateTime::now_utc(),
-        };
+        let term = Term::new(random_key()?, OffsetDateTime::now_utc())?;
         self.terms.insert(next, term);
         self.active = next;
         Ok(next)
@@ -169,7 +176,12 @@ impl Keyring {
 
     /// Encrypts a logical value; `path` is bound as AAD so the ciphertext only opens there.
     pub(crate) fn encrypt(&self, path: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
-        seal_envelope(&self.active()?.key, self.active, path.as_bytes(), plaintext)
+        seal_envelope(
+            &self.active()?.cipher,
+            self.active,
+            path.as_bytes(),
+            plaintext,
+        )
     }
 
     pub(crate) fn decrypt(&self, path: &str, envelope: &[u8]) -> Result<Vec<u8>> {
@@ -177,7 +189,7 @@ impl Keyring {
             key: path.to_owned(),
         };
         let term = envelope_term(envelope).ok_or_else(fail)?;
-        let key = &self.terms.get(&term).ok_or_else(fail)?.key;
+        let key = &self.terms.get(&term).ok_or_else(fail)?.cipher;
         let mut plain = open_envelope(key, path.as_bytes(), envelope).ok_or_else(fail)?;
         // The value belongs to the caller now; hand over the buffer instead of copying it.
         Ok(std::mem::take(&mut *plain))
@@ -207,7 +219,12 @@ impl Keyring {
         let mut json = Zeroizing::new(Vec::with_capacity(256 + 192 * self.terms.len()));
         serde_json::to_writer(&mut *json, &doc)
             .map_err(|e| Error::Internal(format!("keyring encoding: {e}")))?;
-        seal_envelope(root_key, ROOT_TERM, KEYRING_PATH.as_bytes(), &json)
+        seal_envelope(
+            &aead_key(root_key)?,
+            ROOT_TERM,
+            KEYRING_PATH.as_bytes(),
+            &json,
+        )
     }
 
     /// Decrypts a stored keyring. A key that does not authenticate it is
@@ -216,7 +233,7 @@ impl Keyring {
         if envelope_term(blob) != Some(ROOT_TERM) {
             return Err(Error::Internal("stored keyring is malformed".into()));
         }
-        let json = open_envelope(root_key, KEYRING_PATH.as_bytes(), blob)
+        let json = open_envelope(&aead_key(root_key)?, KEYRING_PATH.as_bytes(), blob)
             .ok_or(Error::InvalidUnsealKey)?;
         let doc: KeyringDoc = serde_json::from_slice(&json)
             .map_err(|_| Error::Internal("stored keyring is corrupt".into()))?;
@@ -231,7 +248,7 @@ impl Keyring {
             let key = key_from_slice(&scratch[..n]).ok_or_else(corrupt)?;
             let install_time =
                 OffsetDateTime::parse(&t.install_time, &Rfc3339).map_err(|_| corrupt())?;
-            terms.insert(t.term, Term { key, install_time });
+            terms.insert(t.term, Term::new(key, install_time)?);
         }
         if !terms.contains_key(&doc.active_term) {
             return Err(Error::Internal("stored keyring has no active term".into()));

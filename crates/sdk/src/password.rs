@@ -16,6 +16,7 @@
 //! which keeps the result uniform over all passing strings.
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
@@ -77,6 +78,9 @@ pub struct PasswordPolicy {
     pub rules: Vec<CharsetRule>,
     /// Union of the rules' charsets, sorted and without duplicates.
     charset: Vec<char>,
+    /// For each character of `charset`, the rules (bit `r` for `rules[r]`) it counts for;
+    /// empty when there are more rules than bits, which takes the slower check.
+    membership: Vec<u64>,
 }
 
 impl fmt::Debug for PasswordPolicy {
@@ -117,25 +121,43 @@ impl PasswordPolicy {
         if charset.len() > 255 {
             return Err(PolicyError::CharsetTooLong);
         }
+        let membership = if rules.len() <= 64 {
+            charset
+                .iter()
+                .map(|c| {
+                    rules
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, rule)| rule.charset.contains(c))
+                        .fold(0u64, |bits, (r, _)| bits | 1 << r)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(PasswordPolicy {
             length,
             rules,
             charset,
+            membership,
         })
     }
 
     /// Vault's default for generated database passwords: 20 characters from `[A-Za-z0-9-]`
     /// with at least one lowercase letter, one uppercase letter, one digit and one `-`.
-    pub fn vault_default() -> Self {
-        let rule = |set: &str| CharsetRule {
-            charset: set.chars().collect(),
-            min_chars: 1,
-        };
-        PasswordPolicy::new(
-            20,
-            vec![rule(LOWERCASE), rule(UPPERCASE), rule(DIGITS), rule("-")],
-        )
-        .unwrap_or_else(|_| unreachable!("the built-in default policy is valid"))
+    pub fn vault_default() -> &'static Self {
+        static DEFAULT: LazyLock<PasswordPolicy> = LazyLock::new(|| {
+            let rule = |set: &str| CharsetRule {
+                charset: set.chars().collect(),
+                min_chars: 1,
+            };
+            PasswordPolicy::new(
+                20,
+                vec![rule(LOWERCASE), rule(UPPERCASE), rule(DIGITS), rule("-")],
+            )
+            .unwrap_or_else(|_| unreachable!("the built-in default policy is valid"))
+        });
+        &DEFAULT
     }
 
     /// Parses a policy from Vault's HCL (or the equivalent JSON) and validates it, including
@@ -172,15 +194,71 @@ impl PasswordPolicy {
     /// thousands of draws all missed.
     pub fn generate(&self) -> Result<String, PolicyError> {
         let rng = SystemRandom::new();
-        let mut candidate = Vec::with_capacity(self.length);
+        let mut bytes = RandomBytes::new(&rng);
+        let mut picks = Vec::with_capacity(self.length);
         for _ in 0..MAX_ATTEMPTS {
-            candidate.clear();
-            fill_uniform(&rng, &self.charset, self.length, &mut candidate)?;
-            if self.rules.iter().all(|rule| rule.passes(&candidate)) {
-                return Ok(candidate.iter().collect());
+            picks.clear();
+            fill_uniform(&mut bytes, self.charset.len(), self.length, &mut picks)?;
+            if self.accepts(&picks) {
+                return Ok(picks
+                    .iter()
+                    .map(|&i| self.charset[usize::from(i)])
+                    .collect());
             }
         }
         Err(PolicyError::Exhausted)
+    }
+
+    /// Whether a candidate (indices into `charset`) meets every rule's minimum.
+    fn accepts(&self, picks: &[u8]) -> bool {
+        if self.membership.is_empty() {
+            let candidate: Vec<char> = picks
+                .iter()
+                .map(|&i| self.charset[usize::from(i)])
+                .collect();
+            return self.rules.iter().all(|rule| rule.passes(&candidate));
+        }
+        let mut counts = [0usize; 64];
+        for &pick in picks {
+            let mut rules = self.membership[usize::from(pick)];
+            while rules != 0 {
+                counts[rules.trailing_zeros() as usize] += 1;
+                rules &= rules - 1;
+            }
+        }
+        self.rules
+            .iter()
+            .zip(counts)
+            .all(|(rule, count)| count >= rule.min_chars)
+    }
+}
+
+/// The system generator's bytes, drawn a block at a time: a draw costs far more than the
+/// bytes it yields, and a rejected candidate must not cost a draw of its own.
+struct RandomBytes<'a> {
+    rng: &'a SystemRandom,
+    block: [u8; 256],
+    used: usize,
+}
+
+impl<'a> RandomBytes<'a> {
+    fn new(rng: &'a SystemRandom) -> Self {
+        RandomBytes {
+            rng,
+            block: [0; 256],
+            used: 256,
+        }
+    }
+
+    fn next(&mut self) -> Result<u8, PolicyError> {
+        if self.used == self.block.len() {
+            self.rng.fill(&mut self.block).map_err(|_| {
+                PolicyError::Decode("the system random generator failed".to_owned())
+            })?;
+            self.used = 0;
+        }
+        self.used += 1;
+        Ok(self.block[self.used - 1])
     }
 }
 
@@ -252,31 +330,23 @@ fn number(value: &Value, name: &str) -> Result<usize, PolicyError> {
         .ok_or_else(|| PolicyError::Decode(format!("{name} must be a non-negative integer")))
 }
 
-/// Appends `length` characters drawn uniformly from `charset`: a random byte is used only if
-/// it falls below the largest multiple of the charset size, so every character is equally
-/// likely.
+/// Appends `length` indices drawn uniformly from `0..size`: a random byte is used only if it
+/// falls below the largest multiple of `size`, so every index is equally likely.
 fn fill_uniform(
-    rng: &SystemRandom,
-    charset: &[char],
+    bytes: &mut RandomBytes<'_>,
+    size: usize,
     length: usize,
-    out: &mut Vec<char>,
+    out: &mut Vec<u8>,
 ) -> Result<(), PolicyError> {
-    let size = charset.len();
     if size == 0 || size > 255 {
         return Err(PolicyError::NoCharset);
     }
     let limit = (256 / size) * size;
-    let mut buffer = [0u8; 64];
     while out.len() < length {
-        rng.fill(&mut buffer)
-            .map_err(|_| PolicyError::Decode("the system random generator failed".to_owned()))?;
-        for &byte in &buffer {
-            if usize::from(byte) < limit {
-                out.push(charset[usize::from(byte) % size]);
-                if out.len() == length {
-                    break;
-                }
-            }
+        let byte = bytes.next()?;
+        if usize::from(byte) < limit {
+            // `size` is at most 255, so the index fits.
+            out.push((usize::from(byte) % size) as u8);
         }
     }
     Ok(())
@@ -286,12 +356,14 @@ fn fill_uniform(
 /// template function produces.
 pub fn random_base62(length: usize) -> String {
     const BASE62: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let charset: Vec<char> = BASE62.chars().collect();
+    let rng = SystemRandom::new();
     let mut out = Vec::with_capacity(length);
     // The system generator failing leaves nothing sensible to return.
-    fill_uniform(&SystemRandom::new(), &charset, length, &mut out)
+    fill_uniform(&mut RandomBytes::new(&rng), BASE62.len(), length, &mut out)
         .unwrap_or_else(|err| panic!("random generation failed: {err}"));
-    out.into_iter().collect()
+    out.into_iter()
+        .map(|i| char::from(BASE62.as_bytes()[usize::from(i)]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -407,5 +479,67 @@ mod tests {
         let text = random_base62(50);
         assert_eq!(text.len(), 50);
         assert!(text.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn rule_bitmaps_agree_with_counting_characters() {
+        let policy = PasswordPolicy::parse(
+            r#"
+            length = 6
+            rule "charset" {
+              charset = "abc"
+              min-chars = 2
+            }
+            rule "charset" {
+              charset = "cde"
+              min-chars = 1
+            }
+            rule "charset" {
+              charset = "e"
+              min-chars = 1
+            }
+            "#,
+        )
+        .unwrap();
+        let rng = SystemRandom::new();
+        let mut bytes = RandomBytes::new(&rng);
+        let (mut accepted, mut rejected) = (0, 0);
+        for _ in 0..2000 {
+            let mut picks = Vec::new();
+            fill_uniform(&mut bytes, policy.charset.len(), policy.length, &mut picks).unwrap();
+            let candidate: Vec<char> = picks
+                .iter()
+                .map(|&i| policy.charset[usize::from(i)])
+                .collect();
+            let counted = policy.rules.iter().all(|rule| rule.passes(&candidate));
+            assert_eq!(policy.accepts(&picks), counted, "{candidate:?}");
+            if counted {
+                accepted += 1;
+            } else {
+                rejected += 1;
+            }
+        }
+        assert!(accepted > 0 && rejected > 0);
+    }
+
+    #[test]
+    fn more_rules_than_bitmap_bits_still_apply() {
+        let mut rules: Vec<CharsetRule> = (0..70)
+            .map(|_| CharsetRule {
+                charset: vec!['a', 'b'],
+                min_chars: 0,
+            })
+            .collect();
+        rules.push(CharsetRule {
+            charset: vec!['z'],
+            min_chars: 2,
+        });
+        let policy = PasswordPolicy::new(8, rules).unwrap();
+        assert!(policy.membership.is_empty());
+        for _ in 0..50 {
+            let password = policy.generate().unwrap();
+            assert!(password.chars().filter(|&c| c == 'z').count() >= 2);
+            assert_eq!(password.len(), 8);
+        }
     }
 }

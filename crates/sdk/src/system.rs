@@ -69,7 +69,7 @@ impl StaticSystemView {
 impl SystemView for StaticSystemView {
     async fn generate_password(&self, policy: Option<&str>) -> Result<String> {
         let chosen = match policy.filter(|name| !name.is_empty()) {
-            None => PasswordPolicy::vault_default(),
+            None => PasswordPolicy::vault_default().clone(),
             Some(name) => self
                 .policies
                 .lock()

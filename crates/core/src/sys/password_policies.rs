@@ -141,13 +141,15 @@ async fn load(core: &Core, name: &str) -> Result<Option<StoredPolicy>> {
 
 /// A password from the named policy, or from Vault's default when `name` is empty.
 pub(crate) async fn generate_from(core: &Core, name: Option<&str>) -> Result<String> {
+    let parsed;
     let policy = match name.filter(|name| !name.is_empty()) {
         None => PasswordPolicy::vault_default(),
         Some(name) => {
             let stored = load(core, name).await?.ok_or_else(not_found)?;
-            PasswordPolicy::parse(&stored.policy).map_err(|err| {
+            parsed = PasswordPolicy::parse(&stored.policy).map_err(|err| {
                 Error::internal(format!("stored password policy {name:?} is invalid: {err}"))
-            })?
+            })?;
+            &parsed
         }
     };
     policy

@@ -21,7 +21,6 @@ use crate::{
     intent::{self, Intent, IntentState, unix_now},
     plugin::{DeleteUserRequest, IntentGate, NewUserRequest, UpdateUserRequest, UserChange},
     reservation::{InFlight, Origin, Reservation},
-    role,
     state::{Database, Instance, plugin_error},
 };
 
@@ -93,7 +92,9 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         .filter(|name| !name.is_empty())
         .ok_or_else(|| Error::invalid("empty role name attribute given"))?;
     let storage = req.storage()?.clone();
-    let role = role::load(storage.as_ref(), &name)
+    let role = state
+        .roles
+        .load(storage.as_ref(), &name)
         .await?
         .ok_or_else(|| Error::invalid(format!("unknown role: {name}")))?;
     // The live instance carries the stored configuration: every change to it replaces or
@@ -187,37 +188,6 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         expires_at: issued_at + decision.ttl.as_secs(),
         boot: state.boot_id.clone(),
     };
-    let next = Intent {
-        id: uuid::Uuid::new_v4().to_string(),
-        state: IntentState::Pending,
-        username: render_username(&instance, &origin, &name)?,
-        expires_at: 0,
-        ..record.clone()
-    };
-    let internal = json!({
-        "username": username,
-        "role": name,
-        "db_name": role.db_name,
-        "revocation_statements": role.revocation_statements,
-        "intent_id": record.id,
-        "issued_at": issued_at,
-    });
-    let Value::Object(internal_data) = internal else {
-        return Err(Error::internal("internal data is not an object"));
-    };
-    let mut commit_with_lease = vec![intent::put_change(&record)?, intent::put_change(&next)?];
-    commit_with_lease.extend(taken.discarded.iter().map(|id| StorageChange::Delete {
-        key: intent::key(id),
-    }));
-    let mut secret = SecretLease {
-        lease_id: String::new(),
-        ttl: decision.ttl,
-        max_ttl: role.max_ttl(),
-        renewable: true,
-        secret_type: SECRET_CREDS.to_owned(),
-        internal_data,
-        commit_with_lease,
-    };
     let system = req.system()?.clone();
     let (signal, gate) = if reserved {
         (None, IntentGate::open())
@@ -225,13 +195,9 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
         let (signal, gate) = IntentGate::pending();
         (Some(signal), gate)
     };
-    let register = async {
-        let registered = system.register_lease(&req, &mut secret).await;
-        if let Some(signal) = signal {
-            signal.finish(registered.is_ok());
-        }
-        registered
-    };
+    // Polled first, so its first statement leaves while the lease is prepared: what the
+    // registration computes (the next reservation, the encrypted lease) is off the path of a
+    // reserved creation. An error before `finish` drops the signal, which fails the gate.
     let create = async {
         let _shared = instance.lock.read().await;
         instance
@@ -246,24 +212,61 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
             })
             .await
     };
-    let (registered, created) = tokio::join!(register, create);
-    let warnings_or_error = match registered {
-        Ok(warnings) => {
+    let register = async {
+        let next = Intent {
+            id: uuid::Uuid::new_v4().to_string(),
+            state: IntentState::Pending,
+            username: render_username(&instance, &origin, &name)?,
+            expires_at: 0,
+            ..record.clone()
+        };
+        let internal = json!({
+            "username": username,
+            "role": name,
+            "db_name": role.db_name,
+            "revocation_statements": role.revocation_statements,
+            "intent_id": record.id,
+            "issued_at": issued_at,
+        });
+        let Value::Object(internal_data) = internal else {
+            return Err(Error::internal("internal data is not an object"));
+        };
+        let mut commit_with_lease = vec![intent::put_change(&record)?, intent::put_change(&next)?];
+        commit_with_lease.extend(taken.discarded.iter().map(|id| StorageChange::Delete {
+            key: intent::key(id),
+        }));
+        let mut secret = SecretLease {
+            lease_id: String::new(),
+            ttl: decision.ttl,
+            max_ttl: role.max_ttl(),
+            renewable: true,
+            secret_type: SECRET_CREDS.to_owned(),
+            internal_data,
+            commit_with_lease,
+        };
+        let registered = system.register_lease(&req, &mut secret).await;
+        if let Some(signal) = signal {
+            signal.finish(registered.is_ok());
+        }
+        Ok((registered, secret, next))
+    };
+    let (created, prepared) = tokio::join!(create, register);
+    let registered = prepared.and_then(|(registered, secret, next)| {
+        registered.map(|warnings| {
             state.reservations.offer(
                 &name,
                 Reservation {
-                    intent_id: next.id.clone(),
-                    username: next.username.clone(),
+                    intent_id: next.id,
+                    username: next.username,
                     origin,
                     made: reserved_at,
                 },
             );
-            Ok(warnings)
-        }
-        Err(err) => Err(err),
-    };
-    let warnings_or_error = match (warnings_or_error, created) {
-        (Ok(warnings), Ok(())) => Ok(warnings),
+            (warnings, secret)
+        })
+    });
+    let (registration_warnings, secret) = match (registered, created) {
+        (Ok(registered), Ok(())) => registered,
         // Unregistered and ungated, the user may exist under its reserved record: drop it
         // now, or leave it to reconciliation if the database cannot. Gated, the plugin
         // created nothing and the registration's error (a full lease quota, say) is the answer.
@@ -278,20 +281,20 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
                         "Could not drop the user of a failed creation; reconciliation will.");
                 }
             }
-            Err(err)
+            return Err(err);
         }
         // The plugin rolled back what it could; revoking the lease drops whatever is left and
         // its record. If that fails the lease stays due, and the worker retries it.
-        (Ok(_), Err(err)) => {
+        (Ok((_, secret)), Err(err)) => {
             if let Err(cleanup) = system.revoke_lease(&secret.lease_id).await {
                 tracing::warn!(db = %record.db_name, role = %name, error = %cleanup,
                     "Could not revoke the lease of a failed creation; it will be retried.");
             }
-            Err(plugin_error("failed to create user", err))
+            return Err(plugin_error("failed to create user", err));
         }
     };
     let mut warnings = decision.warnings;
-    warnings.extend(warnings_or_error?);
+    warnings.extend(registration_warnings);
 
     let mut data = Map::new();
     data.insert("username".to_owned(), Value::String(username));
@@ -320,7 +323,9 @@ async fn renew(
         .ok_or_else(|| Error::internal("secret is missing \"role\" field in internal data"))?
         .to_owned();
     let storage = req.storage()?.clone();
-    let role = role::load(storage.as_ref(), &role_name)
+    let role = state
+        .roles
+        .load(storage.as_ref(), &role_name)
         .await?
         .ok_or_else(|| {
             Error::invalid(format!(
@@ -392,8 +397,8 @@ async fn revoke(
         .to_owned();
     let storage = req.storage()?.clone();
     // The current role wins; a deleted role's lease still carries what revocation needs.
-    let (db_name, statements) = match role::load(storage.as_ref(), &role_name).await? {
-        Some(role) => (role.db_name, role.revocation_statements),
+    let (db_name, statements) = match state.roles.load(storage.as_ref(), &role_name).await? {
+        Some(role) => (role.db_name.clone(), role.revocation_statements.clone()),
         None => {
             let db_name = internal_str(&secret, "db_name").ok_or_else(|| {
                 Error::internal(format!(

@@ -1,6 +1,12 @@
 //! `roles/:name` and `roles/`: dynamic roles, what each `creds/:name` read creates.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use mayfly_sdk::{
     Error, Operation, Request, Response, Result, Storage, StorageExt,
@@ -62,6 +68,49 @@ impl Role {
 
 pub(crate) async fn load(storage: &dyn Storage, name: &str) -> Result<Option<Role>> {
     storage.get_json(&format!("{ROLE_PREFIX}{name}")).await
+}
+
+/// Decoded roles, so that issuing and revoking credentials do not decrypt and parse their
+/// role every time. Roles change only through this module's write and delete, which
+/// invalidate the entry once storage has changed; the generation keeps a load that read
+/// storage before such a change from caching what it read.
+#[derive(Default)]
+pub(crate) struct RoleCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, Arc<Role>>>,
+    generation: AtomicU64,
+}
+
+impl RoleCache {
+    pub(crate) async fn load(
+        &self,
+        storage: &dyn Storage,
+        name: &str,
+    ) -> Result<Option<Arc<Role>>> {
+        if let Some(role) = self.lock().get(name) {
+            return Ok(Some(role.clone()));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let role = load(storage, name).await?.map(Arc::new);
+        if let Some(role) = &role {
+            let mut entries = self.lock();
+            if self.generation.load(Ordering::SeqCst) == generation {
+                entries.insert(name.to_owned(), role.clone());
+            }
+        }
+        Ok(role)
+    }
+
+    pub(crate) fn invalidate(&self, name: &str) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.remove(name);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Role>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 const STATEMENT_FIELDS: &[(&str, &str)] = &[
@@ -215,7 +264,7 @@ fn credential_config(value: &Value) -> Result<Map<String, Value>> {
     }
 }
 
-async fn write(_: Arc<Database>, req: Request, fields: FieldData) -> Result<Option<Response>> {
+async fn write(state: Arc<Database>, req: Request, fields: FieldData) -> Result<Option<Response>> {
     let name = role_name(&fields)?;
     let storage = req.storage()?;
     if storage
@@ -275,16 +324,20 @@ async fn write(_: Arc<Database>, req: Request, fields: FieldData) -> Result<Opti
     if fields.is_set("max_ttl") || create {
         role.max_ttl = fields.duration("max_ttl").unwrap_or_default().as_secs();
     }
-    storage
+    let written = storage
         .put_json(&format!("{ROLE_PREFIX}{name}"), &role)
-        .await?;
+        .await;
+    state.roles.invalidate(&name);
+    written?;
     Ok(None)
 }
 
 async fn delete(state: Arc<Database>, req: Request, fields: FieldData) -> Result<Option<Response>> {
     let name = role_name(&fields)?;
     let storage = req.storage()?;
-    storage.delete(&format!("{ROLE_PREFIX}{name}")).await?;
+    let deleted = storage.delete(&format!("{ROLE_PREFIX}{name}")).await;
+    state.roles.invalidate(&name);
+    deleted?;
     for id in state.reservations.forget(&name) {
         // Left behind, the record is settled by reconciliation.
         if let Err(err) = crate::intent::remove(storage.as_ref(), &id).await {

@@ -120,6 +120,7 @@ pub struct Database {
     pub(crate) static_retries: crate::static_role::RetryTimes,
     /// Usernames whose pending intents are committed, for the next credentials.
     pub(crate) reservations: crate::reservation::Reservations,
+    pub(crate) roles: crate::role::RoleCache,
 }
 
 impl Database {
@@ -134,6 +135,7 @@ impl Database {
             static_rotations: tokio::sync::Mutex::new(()),
             static_retries: crate::static_role::RetryTimes::default(),
             reservations: crate::reservation::Reservations::default(),
+            roles: crate::role::RoleCache::default(),
         }
     }
 

@@ -416,6 +416,42 @@ async fn connections_are_configured_like_vault() {
 }
 
 #[tokio::test]
+async fn role_writes_and_deletes_reach_the_role_cache() {
+    let mount = Mount::new().await;
+    let cached = || async {
+        mount
+            .backend
+            .state
+            .roles
+            .load(mount.storage.as_ref(), "r")
+            .await
+            .unwrap()
+    };
+    mount
+        .write(
+            "roles/r",
+            json!({"db_name": "d", "creation_statements": "x", "default_ttl": 60}),
+        )
+        .await;
+    assert_eq!(cached().await.unwrap().default_ttl, 60);
+    mount.write("roles/r", json!({"default_ttl": 120})).await;
+    assert_eq!(cached().await.unwrap().default_ttl, 120);
+    // Storage changed behind the engine's back is not seen: the cache answers.
+    let mut edited = crate::role::load(mount.storage.as_ref(), "r")
+        .await
+        .unwrap()
+        .unwrap();
+    edited.default_ttl = 7;
+    mount.storage.put_json("role/r", &edited).await.unwrap();
+    assert_eq!(cached().await.unwrap().default_ttl, 120);
+    mount
+        .call(Operation::Delete, "roles/r", json!({}))
+        .await
+        .unwrap();
+    assert!(cached().await.is_none());
+}
+
+#[tokio::test]
 async fn roles_are_stored_like_vault() {
     let mount = Mount::new().await;
     let no_db = mount
