@@ -872,22 +872,22 @@ async fn my_transaction(conn: &mut mysql_async::Conn, queries: &[String]) -> Res
     tx.commit().await.map_err(my_error)
 }
 
-/// Mayfly's default MySQL revocation: skip a user that is already gone, else revoke and drop.
+/// Mayfly's default MySQL revocation: revoke and drop; a failure on a user that is already
+/// gone counts as done.
 async fn my_revoke(conn: &mut mysql_async::Conn, name: &str) -> Result<(), String> {
-    // The plugin treats a failing lookup as "unknown" and revokes anyway.
+    let queries = [
+        format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{name}'@'%'"),
+        format!("DROP USER '{name}'@'%'"),
+    ];
+    let Err(err) = my_transaction(conn, &queries).await else {
+        return Ok(());
+    };
     let count: Option<i64> = conn
         .exec_first("SELECT COUNT(*) FROM mysql.user WHERE User = ?", (name,))
         .await
         .ok()
         .flatten();
-    if count == Some(0) {
-        return Ok(());
-    }
-    let queries = [
-        format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{name}'@'%'"),
-        format!("DROP USER '{name}'@'%'"),
-    ];
-    my_transaction(conn, &queries).await
+    if count == Some(0) { Ok(()) } else { Err(err) }
 }
 
 /// Successes, failures and latencies of one phase, from one client or all.

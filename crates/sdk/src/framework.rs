@@ -410,6 +410,11 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
 
     fn route(&self, relative_path: &str) -> Option<(&CompiledPath<S>, Map<String, Value>)> {
         self.paths.iter().find_map(|compiled| {
+            // A match test runs on the lazy DFA; captures need a slower engine, so only the
+            // path that matches pays for them.
+            if !compiled.regex.is_match(relative_path) {
+                return None;
+            }
             let captures = compiled.regex.captures(relative_path)?;
             let mut values = Map::new();
             for name in compiled.regex.capture_names().flatten() {

@@ -20,14 +20,21 @@ pub enum Dialect {
 pub fn expand(statements: &[String], dialect: Dialect) -> Vec<String> {
     let mut queries = Vec::new();
     for statement in statements {
-        let text = decode_base64(statement).unwrap_or_else(|| statement.clone());
-        match serde_json::from_str::<Vec<String>>(text.trim()) {
-            Ok(items) => {
+        let decoded = decode_base64(statement);
+        let text = decoded.as_deref().unwrap_or(statement);
+        // Only a JSON array can be one; SQL never starts with `[`.
+        let items = text
+            .trim()
+            .starts_with('[')
+            .then(|| serde_json::from_str::<Vec<String>>(text.trim()).ok())
+            .flatten();
+        match items {
+            Some(items) => {
                 for item in items {
                     queries.extend(split(&item, dialect));
                 }
             }
-            Err(_) => queries.extend(split(&text, dialect)),
+            None => queries.extend(split(text, dialect)),
         }
     }
     queries
@@ -150,10 +157,29 @@ pub fn check_substitution(what: &str, value: &str) -> Result<(), String> {
 
 /// Replaces `{{key}}` with each value (Vault's `QueryHelper`).
 pub fn render(query: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = query.to_owned();
-    for (key, value) in vars {
-        out = out.replace(&format!("{{{{{key}}}}}"), value);
+    let mut out = String::with_capacity(query.len() + 64);
+    let mut rest = query;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let known = after.find("}}").and_then(|close| {
+            let key = &after[..close];
+            vars.iter()
+                .find(|(name, _)| *name == key)
+                .map(|(_, value)| (*value, close))
+        });
+        match known {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 2..];
+            }
+            None => {
+                out.push('{');
+                rest = &rest[open + 1..];
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -240,6 +266,13 @@ mod tests {
             &[("name", "v-x"), ("username", "v-x"), ("password", "p;w")],
         );
         assert_eq!(query, "CREATE USER 'v-x' IDENTIFIED BY 'p;w' -- v-x");
+        // Substituted values are never scanned again, unknown names stay, and stray braces
+        // are kept around a known name.
+        let vars = [("name", "{{password}}"), ("password", "secret")];
+        assert_eq!(render("{{name}}", &vars), "{{password}}");
+        assert_eq!(render("{{other}} {{name", &vars), "{{other}} {{name");
+        assert_eq!(render("{{{password}}}", &vars), "{secret}");
+        assert_eq!(render("é{{password}}é", &vars), "ésecreté");
     }
 
     #[test]
