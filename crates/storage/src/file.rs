@@ -7,7 +7,10 @@
 //! checkpoint, which reads consult before the database file. A batch thus costs one short
 //! sequential write and no B-tree work; a batch of nothing but
 //! [`Durability::Deferred`](crate::Durability::Deferred) writes skips the sync, and the next
-//! synced record or checkpoint covers it.
+//! synced record or checkpoint covers it. A deferred write that finds the writer idle is
+//! logged and applied on its caller's thread instead, under the same lock the writer commits
+//! under, so the log's order stays the order readers saw: handing it over and being woken with
+//! the answer costs more than the write.
 //!
 //! A checkpoint moves the overlay into redb in one durable commit, which also stores the next
 //! log generation, and then empties the overlay and restarts the log. It runs when the log is
@@ -25,7 +28,7 @@ use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -117,6 +120,14 @@ struct WriteRequest {
     reply: oneshot::Sender<Result<()>>,
 }
 
+/// What the writer thread is sent.
+enum Message {
+    Write(WriteRequest),
+    /// A write was logged on its caller's thread: the writer's checkpoint timers start, or a
+    /// checkpoint is due.
+    Logged,
+}
+
 /// Durable storage in a single ACID file (`<dir>/mayfly.redb`) and its log (`<dir>/mayfly.wal`).
 ///
 /// Every acknowledged write has been fsynced, to the log or to the database file, except
@@ -127,7 +138,10 @@ pub struct FileBackend {
     db: Arc<Database>,
     overlay: Arc<SharedOverlay>,
     db_path: PathBuf,
-    queue: Option<mpsc::Sender<WriteRequest>>,
+    /// The log and the overlay's owner. The writer thread holds it while it commits; a
+    /// deferred write that finds it free is logged on its caller's thread.
+    state: Arc<Mutex<Writer>>,
+    queue: Option<mpsc::Sender<Message>>,
     writer: Option<thread::JoinHandle<()>>,
     commits: Arc<AtomicU64>,
     log_syncs: Arc<AtomicU64>,
@@ -165,13 +179,16 @@ impl FileBackend {
         let log_syncs = Arc::clone(&writer.log_syncs);
         let checkpoints = Arc::clone(&writer.checkpoints);
         let (queue, requests) = mpsc::channel();
+        let state = Arc::new(Mutex::new(writer));
+        let shared = Arc::clone(&state);
         let writer = thread::Builder::new()
             .name("mayfly-storage-writer".into())
-            .spawn(move || writer.run(&requests))?;
+            .spawn(move || Writer::run(&shared, &requests))?;
         Ok(Self {
             db,
             overlay,
             db_path,
+            state,
             queue: Some(queue),
             writer: Some(writer),
             commits,
@@ -202,18 +219,43 @@ impl FileBackend {
     }
 
     async fn write(&self, ops: Vec<TxOp>, durability: crate::Durability) -> Result<()> {
+        let queue = self.queue.as_ref().ok_or(Error::Closed)?;
+        if durability == crate::Durability::Deferred
+            && let Some(logged) = self.log_inline(&ops)
+        {
+            if logged.wake_writer {
+                // A dead writer only loses its timers; the write stands.
+                let _ = queue.send(Message::Logged);
+            }
+            return Ok(());
+        }
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .as_ref()
-            .ok_or(Error::Closed)?
-            .send(WriteRequest {
+        queue
+            .send(Message::Write(WriteRequest {
                 ops,
                 durability,
                 reply,
-            })
+            }))
             .map_err(|_| Error::Closed)?;
         // A dropped reply means the writer thread died before answering.
         answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Logs a deferred write on the calling thread when the writer is not busy: a write to the
+    /// log that needs no sync takes microseconds, less than handing it to the writer thread
+    /// and being woken with the answer. `None` leaves it to the writer thread: the writer is
+    /// busy (syncing, or checkpointing), or the log has no room for it.
+    fn log_inline(&self, ops: &[TxOp]) -> Option<InlineLogged> {
+        let mut writer = self.state.try_lock().ok()?;
+        let was_idle = writer.logged_since.is_none();
+        if !writer.log_and_apply(ops.iter(), false).ok()? {
+            return None;
+        }
+        writer.commits.fetch_add(1, Ordering::Relaxed);
+        let wake_writer = was_idle
+            || writer.checkpoint_due()
+            || self.overlay.read().len() >= writer.options.checkpoint_keys;
+        Some(InlineLogged { wake_writer })
     }
 
     /// Runs `f` in a read transaction on the blocking pool: a cold read may hit the disk.
@@ -353,6 +395,12 @@ fn open_db(path: &Path) -> Result<Database> {
 }
 
 /// The writer thread's state: the database, its log, and the overlay of what the log holds.
+/// A deferred write logged on its caller's thread.
+struct InlineLogged {
+    /// The writer thread must look at its checkpoint timers.
+    wake_writer: bool,
+}
+
 struct Writer {
     db: Arc<Database>,
     overlay: Arc<SharedOverlay>,
@@ -362,6 +410,8 @@ struct Writer {
     options: FileOptions,
     /// When the oldest batch that only the log holds was logged.
     logged_since: Option<Instant>,
+    /// When the newest batch was logged.
+    last_logged: Instant,
     commits: Arc<AtomicU64>,
     log_syncs: Arc<AtomicU64>,
     checkpoints: Arc<AtomicU64>,
@@ -400,6 +450,7 @@ impl Writer {
             generation,
             options,
             logged_since: None,
+            last_logged: Instant::now(),
             commits: Arc::new(AtomicU64::new(0)),
             log_syncs: Arc::new(AtomicU64::new(0)),
             checkpoints: Arc::new(AtomicU64::new(0)),
@@ -413,14 +464,27 @@ impl Writer {
         Ok(writer)
     }
 
-    fn run(mut self, requests: &mpsc::Receiver<WriteRequest>) {
+    fn run(state: &Mutex<Writer>, requests: &mpsc::Receiver<Message>) {
+        let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            let first = if self.logged_since.is_some() {
-                match requests.recv_timeout(self.options.checkpoint_idle) {
+            let (logged, idle_after) = {
+                let writer = lock();
+                (
+                    writer.logged_since.is_some(),
+                    writer.options.checkpoint_idle,
+                )
+            };
+            let first = if logged {
+                match requests.recv_timeout(idle_after) {
                     Ok(first) => first,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.checkpoint();
+                        // Writes logged on their callers' threads do not reach this loop:
+                        // idle means none of those either.
+                        let mut writer = lock();
+                        if writer.last_logged.elapsed() >= idle_after || writer.checkpoint_due() {
+                            writer.checkpoint();
+                        }
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -431,28 +495,37 @@ impl Writer {
                     Err(_) => break,
                 }
             };
-            batch.push(first);
-            batch.extend(requests.try_iter().take(MAX_BATCH - 1));
-            let outcome = self.commit_batch(&batch).map_err(|e| {
-                tracing::warn!(requests = batch.len(), error = %e, "storage commit failed");
-                e
-            });
-            if outcome.is_ok() {
-                self.commits.fetch_add(1, Ordering::Relaxed);
+            batch.extend(
+                std::iter::once(first)
+                    .chain(requests.try_iter().take(MAX_BATCH - 1))
+                    .filter_map(|message| match message {
+                        Message::Write(request) => Some(request),
+                        Message::Logged => None,
+                    }),
+            );
+            let mut writer = lock();
+            if !batch.is_empty() {
+                let outcome = writer.commit_batch(&batch).map_err(|e| {
+                    tracing::warn!(requests = batch.len(), error = %e, "storage commit failed");
+                    e
+                });
+                if outcome.is_ok() {
+                    writer.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                for request in batch.drain(..) {
+                    let result = outcome.clone().map_err(|e| backend_err("commit", e));
+                    // The waiter may have given up (its future was dropped); the write stands regardless.
+                    let _ = request.reply.send(result);
+                }
             }
-            for request in batch.drain(..) {
-                let result = outcome.clone().map_err(|e| backend_err("commit", e));
-                // The waiter may have given up (its future was dropped); the write stands regardless.
-                let _ = request.reply.send(result);
-            }
-            if self.checkpoint_due() {
-                self.checkpoint();
-            } else if self.overlay.read().len() >= self.options.checkpoint_keys {
-                self.flush_overlay();
+            if writer.checkpoint_due() {
+                writer.checkpoint();
+            } else if writer.overlay.read().len() >= writer.options.checkpoint_keys {
+                writer.flush_overlay();
             }
         }
         // A clean shutdown leaves an empty log, so the next open has nothing to replay.
-        self.checkpoint();
+        lock().checkpoint();
     }
 
     /// Logs every request of the batch as one record and applies it to the overlay; or, when
@@ -460,39 +533,56 @@ impl Writer {
     /// the whole batch is applied or none of it, which keeps each request atomic.
     fn commit_batch(&mut self, batch: &[WriteRequest]) -> Result<(), String> {
         let ops = || batch.iter().flat_map(|request| &request.ops);
-        let Some(wal) = &mut self.wal else {
-            return self.commit_durably(ops()).map_err(|e| e.to_string());
-        };
         // One request that needs its write durable now syncs the whole batch, and with it
         // every deferred record logged before.
         let sync = batch
             .iter()
             .any(|request| request.durability == crate::Durability::Immediate);
-        match wal.append(ops(), sync) {
+        if self.log_and_apply(ops(), sync)? {
+            Ok(())
+        } else {
+            self.commit_durably(ops()).map_err(|e| e.to_string())
+        }
+    }
+
+    /// Logs `ops` as one record (synced if `sync`) and applies them to the overlay. `false`
+    /// when there is no log or it has no room, with nothing done: the caller commits them
+    /// durably instead. A failing log is given up on, and `ops` go into a durable commit.
+    fn log_and_apply<'a>(
+        &mut self,
+        ops: impl Iterator<Item = &'a TxOp> + Clone,
+        sync: bool,
+    ) -> Result<bool, String> {
+        let Some(wal) = &mut self.wal else {
+            return Ok(false);
+        };
+        match wal.append(ops.clone(), sync) {
             Ok(Appended::Logged) => {
                 if sync {
                     self.log_syncs.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Ok(Appended::NoRoom) => return self.commit_durably(ops()).map_err(|e| e.to_string()),
+            Ok(Appended::NoRoom) => return Ok(false),
             Err(e) => {
                 // The record may be half on disk; a durable commit under the next generation
                 // makes it unreadable, and the batch durable without it.
                 tracing::error!(error = %e, "The storage log failed; committing to the database file directly from now on.");
                 self.wal = None;
-                return self.commit_durably(ops()).map_err(|e| e.to_string());
+                self.commit_durably(ops).map_err(|e| e.to_string())?;
+                return Ok(true);
             }
         }
         let mut overlay = self.overlay.write();
-        for op in ops() {
+        for op in ops {
             match op {
                 TxOp::Put(entry) => overlay.insert(entry.key.clone(), Some(entry.value.clone())),
                 TxOp::Delete(key) => overlay.insert(key.clone(), None),
             };
         }
         drop(overlay);
-        self.logged_since.get_or_insert_with(Instant::now);
-        Ok(())
+        self.last_logged = Instant::now();
+        self.logged_since.get_or_insert(self.last_logged);
+        Ok(true)
     }
 
     /// Commits the overlay and then `ops` to redb with a sync, as the checkpoint of everything
@@ -829,6 +919,60 @@ mod tests {
         assert_eq!(value(&reopened, "kept").await.as_deref(), Some(&b"new"[..]));
         assert_eq!(value(&reopened, "dropped").await, None);
         assert_eq!(reopened.list("tx/").await.unwrap(), ["a", "b"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_logged_by_callers_and_by_the_writer_replay_as_readers_saw_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(
+            FileBackend::open_with(
+                dir.path(),
+                FileOptions {
+                    checkpoint_keys: 7,
+                    ..no_timed_checkpoints(1 << 22)
+                },
+            )
+            .unwrap(),
+        );
+        let mut tasks = Vec::new();
+        for task in 0..8u8 {
+            let backend = Arc::clone(&backend);
+            tasks.push(tokio::spawn(async move {
+                for round in 0..150u8 {
+                    let key = format!("k{}", (task + round) % 5);
+                    let durability = if (task + round) % 3 == 0 {
+                        crate::Durability::Immediate
+                    } else {
+                        crate::Durability::Deferred
+                    };
+                    let op = if round % 7 == 0 {
+                        TxOp::Delete(key)
+                    } else {
+                        TxOp::Put(entry(&key, &[task, round]))
+                    };
+                    backend
+                        .transaction_with(vec![op], durability)
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let mut seen = Vec::new();
+        for k in 0..5 {
+            seen.push(value(&backend, &format!("k{k}")).await);
+        }
+        // Every write was logged: with a sync behind the last one, a crash keeps them all, in
+        // the order the overlay applied them.
+        backend.put(entry("last", b"x")).await.unwrap();
+        let image = crash_image(dir.path(), true);
+        let reopened = FileBackend::open(image.path()).unwrap();
+        for (k, expected) in seen.iter().enumerate() {
+            assert_eq!(&value(&reopened, &format!("k{k}")).await, expected, "k{k}");
+        }
+        assert!(seen.iter().any(Option::is_some));
     }
 
     #[tokio::test]
