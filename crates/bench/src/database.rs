@@ -788,9 +788,9 @@ async fn pg_create(
     }
 }
 
-/// Mayfly's default PostgreSQL revocation, statement for statement: each step on its own so
-/// one failure does not keep the others from taking access away; the final `DROP ROLE`
-/// decides the outcome.
+/// Mayfly's default PostgreSQL revocation, statement for statement: all steps in one
+/// transaction; if that fails, each step on its own so one failure does not keep the others
+/// from taking access away, and the final `DROP ROLE` decides the outcome.
 async fn pg_revoke(client: &tokio_postgres::Client, name: &str) -> Result<(), String> {
     let exists: bool = client
         .query_one(
@@ -838,6 +838,15 @@ async fn pg_revoke(client: &tokio_postgres::Client, name: &str) -> Result<(), St
     ));
     steps.push(format!("REASSIGN OWNED BY {role} TO CURRENT_USER"));
     steps.push(format!("DROP OWNED BY {role}"));
+    let script = format!(
+        "BEGIN; {}; DROP ROLE IF EXISTS {role}; COMMIT",
+        steps.join("; ")
+    );
+    match client.batch_execute(&script).await {
+        Ok(()) => return Ok(()),
+        Err(err) if err.as_db_error().is_none() => return Err(pg_error(err)),
+        Err(_) => client.batch_execute("ROLLBACK").await.map_err(pg_error)?,
+    }
     let mut earlier = None;
     for step in &steps {
         if let Err(err) = client.batch_execute(step).await {

@@ -323,6 +323,25 @@ impl TestPostgres {
         }
     }
 
+    /// Creates another database beside the test database, with a superuser client of it;
+    /// [`drop_database`](Self::drop_database) removes it.
+    pub async fn create_sibling(&self) -> (String, tokio_postgres::Client) {
+        let name = unique("mayfly_s");
+        self.admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|err| panic!("create sibling database: {err}"));
+        let client = pg_connect(&replace_database(&self.admin_url, &name)).await;
+        (name, client)
+    }
+
+    pub async fn drop_database(&self, name: &str) {
+        self.admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .unwrap_or_else(|err| panic!("drop database {name}: {err}"));
+    }
+
     /// A `connection_url` template for this database.
     pub fn connection_url(&self) -> String {
         format!(

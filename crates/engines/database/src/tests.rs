@@ -638,6 +638,54 @@ async fn revocation_reassigns_objects_and_drops_the_role() {
 }
 
 #[tokio::test]
+async fn a_failed_postgres_revocation_still_takes_access_away() {
+    with_db(TestPostgres::start().await, |db| async move {
+        let mount = Mount::new().await;
+        configure_postgres(&mount, &db, "pg", "*").await;
+        mount
+            .write(
+                "roles/r",
+                json!({"db_name": "pg", "creation_statements": SEED_CREATION}),
+            )
+            .await;
+        let (username, _, lease) = mount.creds("r").await;
+        let can_select = || async {
+            db.client
+                .query_one(
+                    "SELECT has_table_privilege($1, 't0', 'SELECT')",
+                    &[&username],
+                )
+                .await
+                .unwrap()
+                .get::<_, bool>(0)
+        };
+        assert!(can_select().await);
+        // What the user holds in another database survives DROP OWNED here, so DROP ROLE
+        // fails, and with it the single transaction the revocation tries first.
+        let (sibling, other) = db.create_sibling().await;
+        other
+            .batch_execute(&format!(
+                "GRANT CREATE ON SCHEMA public TO \"{username}\"; SET ROLE \"{username}\"; \
+                 CREATE TABLE elsewhere (x int); RESET ROLE;"
+            ))
+            .await
+            .unwrap();
+        let failed = mount.revoke(lease.clone()).await;
+        assert!(failed.is_err(), "{failed:?}");
+        assert!(db.user_exists(&username).await);
+        assert!(
+            !can_select().await,
+            "the statements run one by one took the grants away all the same"
+        );
+        drop(other);
+        db.drop_database(&sibling).await;
+        mount.revoke(lease).await.unwrap();
+        assert!(!db.user_exists(&username).await);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn failed_creation_leaves_nothing_behind() {
     with_db(TestMySql::start().await, |db| async move {
         let mount = Mount::new().await;

@@ -301,6 +301,24 @@ impl Connected {
         } else {
             None
         };
+        // All of it in one transaction first: one round trip and one commit (one WAL flush)
+        // instead of one per statement. If any statement fails, the transaction is rolled
+        // back whole and the steps run one by one below, where a failing step does not keep
+        // the others from taking access away.
+        let script = format!(
+            "BEGIN; {}; DROP ROLE IF EXISTS {role}; COMMIT",
+            steps.join("; ")
+        );
+        match conn.client.batch_execute(&script).await {
+            Ok(()) => return Ok(()),
+            Err(err) if err.as_db_error().is_none() => return Err(classify(err)),
+            Err(_) => {
+                conn.client
+                    .batch_execute("ROLLBACK")
+                    .await
+                    .map_err(classify)?;
+            }
+        }
         let mut last_error = None;
         for step in &steps {
             let mut attempt = 0;
