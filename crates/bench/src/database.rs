@@ -807,8 +807,13 @@ async fn pg_revoke(client: &tokio_postgres::Client, name: &str) -> Result<(), St
     let mut steps = Vec::new();
     let schemas = client
         .query(
-            "SELECT DISTINCT table_schema FROM information_schema.role_column_grants \
-             WHERE grantee = $1",
+            "SELECT DISTINCT n.nspname FROM pg_shdepend d \
+             JOIN pg_class c ON c.oid = d.objid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
+             AND d.deptype = 'a' \
+             AND d.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1) \
+             AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
             &[&name],
         )
         .await

@@ -280,6 +280,20 @@ impl Mount {
 const SEED_CREATION: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID \
     UNTIL '{{expiration}}'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{{name}}\";";
 
+/// An engine with connection `pg` to `db` allowing every role, and role `role` with the
+/// seed's creation statement.
+async fn seeded_postgres(db: &TestPostgres, role: &str) -> Mount {
+    let mount = Mount::new().await;
+    configure_postgres(&mount, db, "pg", "*").await;
+    mount
+        .write(
+            &format!("roles/{role}"),
+            json!({"db_name": "pg", "creation_statements": SEED_CREATION}),
+        )
+        .await;
+    mount
+}
+
 async fn configure_postgres(mount: &Mount, db: &TestPostgres, name: &str, roles: &str) {
     mount
         .write(
@@ -640,14 +654,7 @@ async fn revocation_reassigns_objects_and_drops_the_role() {
 #[tokio::test]
 async fn a_failed_postgres_revocation_still_takes_access_away() {
     with_db(TestPostgres::start().await, |db| async move {
-        let mount = Mount::new().await;
-        configure_postgres(&mount, &db, "pg", "*").await;
-        mount
-            .write(
-                "roles/r",
-                json!({"db_name": "pg", "creation_statements": SEED_CREATION}),
-            )
-            .await;
+        let mount = seeded_postgres(&db, "r").await;
         let (username, _, lease) = mount.creds("r").await;
         let can_select = || async {
             db.client
@@ -833,14 +840,7 @@ async fn reconciliation_drops_users_no_lease_covers() {
 #[tokio::test]
 async fn each_lease_reserves_the_next_username_and_a_crash_leaves_no_reserved_user() {
     with_db(TestPostgres::start().await, |db| async move {
-        let mount = Mount::new().await;
-        configure_postgres(&mount, &db, "pg", "*").await;
-        mount
-            .write(
-                "roles/r",
-                json!({"db_name": "pg", "creation_statements": SEED_CREATION}),
-            )
-            .await;
+        let mount = seeded_postgres(&db, "r").await;
         let pending = |intents: Vec<Intent>| -> Vec<Intent> {
             intents
                 .into_iter()
@@ -903,14 +903,7 @@ async fn each_lease_reserves_the_next_username_and_a_crash_leaves_no_reserved_us
 #[tokio::test]
 async fn sixteen_concurrent_requesters_get_credentials_without_errors() {
     with_db(TestPostgres::start().await, |db| async move {
-        let mount = Arc::new(Mount::new().await);
-        configure_postgres(&mount, &db, "pg", "*").await;
-        mount
-            .write(
-                "roles/conc",
-                json!({"db_name": "pg", "creation_statements": SEED_CREATION}),
-            )
-            .await;
+        let mount = Arc::new(seeded_postgres(&db, "conc").await);
         const REQUESTERS: usize = 16;
         const EACH: usize = 4;
         let started = std::time::Instant::now();
