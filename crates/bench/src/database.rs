@@ -663,6 +663,8 @@ struct Ctx {
     template: String,
     /// The root token, for the servers.
     token: String,
+    /// As in Mayfly's PostgreSQL plugin: one whole-transaction revocation at a time.
+    pg_revocations: tokio::sync::Mutex<()>,
 }
 
 impl Ctx {
@@ -672,6 +674,7 @@ impl Ctx {
             role: names.role(form),
             template: creation_statements(kind, form, names),
             token,
+            pg_revocations: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -730,7 +733,7 @@ impl Conn {
                     ))
                 }
             }
-            Conn::Pg(client) => pg_revoke(client, item).await,
+            Conn::Pg(client) => pg_revoke(client, item, &ctx.pg_revocations).await,
             Conn::My(conn) => my_revoke(conn, item).await,
         }
     }
@@ -789,9 +792,14 @@ async fn pg_create(
 }
 
 /// Mayfly's default PostgreSQL revocation, statement for statement: all steps in one
-/// transaction; if that fails, each step on its own so one failure does not keep the others
-/// from taking access away, and the final `DROP ROLE` decides the outcome.
-async fn pg_revoke(client: &tokio_postgres::Client, name: &str) -> Result<(), String> {
+/// transaction, one such transaction at a time; if that fails, each step on its own so one
+/// failure does not keep the others from taking access away, and the final `DROP ROLE`
+/// decides the outcome.
+async fn pg_revoke(
+    client: &tokio_postgres::Client,
+    name: &str,
+    one_at_a_time: &tokio::sync::Mutex<()>,
+) -> Result<(), String> {
     let exists: bool = client
         .query_one(
             "SELECT exists (SELECT 1 FROM pg_roles WHERE rolname = $1)",
@@ -847,11 +855,13 @@ async fn pg_revoke(client: &tokio_postgres::Client, name: &str) -> Result<(), St
         "BEGIN; {}; DROP ROLE IF EXISTS {role}; COMMIT",
         steps.join("; ")
     );
+    let whole = one_at_a_time.lock().await;
     match client.batch_execute(&script).await {
         Ok(()) => return Ok(()),
         Err(err) if err.as_db_error().is_none() => return Err(pg_error(err)),
         Err(_) => client.batch_execute("ROLLBACK").await.map_err(pg_error)?,
     }
+    drop(whole);
     let mut earlier = None;
     for step in &steps {
         if let Err(err) = client.batch_execute(step).await {

@@ -300,19 +300,13 @@ impl Connected {
         // remaining privilege and default privilege is dropped.
         steps.push(format!("REASSIGN OWNED BY {role} TO CURRENT_USER"));
         steps.push(format!("DROP OWNED BY {role}"));
-        // Revoking what a user holds on every table rewrites those tables' catalog rows, which
-        // concurrent revocations fight over; a user that holds no table privileges (an
-        // `IN ROLE` member) changes no row there, so those revocations run in parallel. A
-        // conflict all the same (sequence privileges) is retried one at a time.
-        let mut one_at_a_time = if holds_table_privileges {
-            Some(self.catalog_wide.lock().await)
-        } else {
-            None
-        };
         // All of it in one transaction first: one round trip and one commit (one WAL flush)
-        // instead of one per statement. If any statement fails, the transaction is rolled
-        // back whole and the steps run one by one below, where a failing step does not keep
-        // the others from taking access away.
+        // instead of one per statement. Such a transaction holds the catalog rows it rewrites
+        // (every table's, the schema's, the database's) until it commits, and concurrent ones
+        // deadlock over them, so they run one at a time; each takes about a millisecond. If any
+        // statement fails, the transaction is rolled back whole and the steps run one by one
+        // below, where a failing step does not keep the others from taking access away.
+        let whole = self.catalog_wide.lock().await;
         let script = format!(
             "BEGIN; {}; DROP ROLE IF EXISTS {role}; COMMIT",
             steps.join("; ")
@@ -327,6 +321,12 @@ impl Connected {
                     .map_err(classify)?;
             }
         }
+        // Statement by statement, revoking what a user holds on every table still rewrites
+        // those tables' catalog rows, which concurrent revocations fight over; a user that
+        // holds no table privileges (an `IN ROLE` member) changes no row there, so those
+        // revocations run in parallel. A conflict all the same (sequence privileges) is
+        // retried one at a time.
+        let mut one_at_a_time = holds_table_privileges.then_some(whole);
         let mut last_error = None;
         for step in &steps {
             let mut attempt = 0;
