@@ -1169,8 +1169,42 @@ fn add_cpu(total: Option<f64>, more: Option<f64>) -> Option<f64> {
     more.map(|more| total.unwrap_or(0.0) + more)
 }
 
+/// Brings the credentials about to be revoked to `target`, untimed: the ones past it are
+/// revoked now, or more are issued, one at a time on the first connection (one at a time, so
+/// the raw path's PostgreSQL `GRANT … ON ALL TABLES` cannot deadlock). A PostgreSQL revocation
+/// rewrites the ACL of every table, which lists every user still holding grants, so revokes/s
+/// compare only between equal populations.
+async fn match_population(
+    conns: Vec<Conn>,
+    ctx: &Arc<Ctx>,
+    items: &mut Vec<String>,
+    target: usize,
+) -> Result<Vec<Conn>, String> {
+    if items.len() > target {
+        let extra = items.split_off(target);
+        let far = Instant::now() + Duration::from_secs(3600);
+        return revoke_phase(conns, ctx, extra, far)
+            .await
+            .map(|(_, conns, _)| conns);
+    }
+    let mut conns = conns;
+    let mut rng = Rng::seeded(u64::MAX - items.len() as u64);
+    // A bound on attempts, so a path that cannot issue at all still ends its turn.
+    let mut attempts = 2 * (target - items.len()) + 16;
+    while items.len() < target && attempts > 0 {
+        attempts -= 1;
+        if let (Ok(item), _) = conns[0].create(ctx, &mut rng).await {
+            items.push(item);
+        }
+    }
+    Ok(conns)
+}
+
 /// One turn of one path: warm-up, creds for `duration`, revokes of those credentials for at
-/// most `duration`, then the count and removal of whatever users are left.
+/// most `duration`, then the count and removal of whatever users are left. The first turn of
+/// a round sets `population`, how many credentials its revokes start from; the other turn of
+/// the round revokes from as many.
+#[allow(clippy::too_many_arguments)]
 async fn run_turn(
     fixtures: &mut Fixtures,
     form: Form,
@@ -1179,6 +1213,7 @@ async fn run_turn(
     duration: Duration,
     pid: Option<u32>,
     turns: &mut Turns,
+    population: &mut Option<usize>,
 ) -> Result<Vec<Conn>, String> {
     fixtures.before_level(ctx.kind).await?;
     // One credential per connection before the clock, so pools, HTTP connections and
@@ -1204,11 +1239,17 @@ async fn run_turn(
     };
 
     let (cpu_before, start) = (cpu(), Instant::now());
-    let (mut created, conns) = create_phase(conns, ctx, start + duration, false).await?;
+    let (mut created, mut conns) = create_phase(conns, ctx, start + duration, false).await?;
     turns.creds_secs += start.elapsed().as_secs_f64();
     turns.creds_cpu = add_cpu(turns.creds_cpu, cpu_since(cpu_before));
-    let items = std::mem::take(&mut created.items);
+    let mut items = std::mem::take(&mut created.items);
     turns.created.merge(created);
+    match *population {
+        None => *population = Some(items.len()),
+        Some(target) => {
+            conns = match_population(conns, ctx, &mut items, target).await?;
+        }
+    }
 
     let (cpu_before, start) = (cpu(), Instant::now());
     let (revoked, conns, not_attempted) = revoke_phase(conns, ctx, items, start + duration).await?;
@@ -1363,12 +1404,21 @@ async fn run_block(
                     .collect();
                 let (mut raw, mut served) = (Turns::default(), Turns::default());
                 for round in 0..TURNS {
+                    let mut population = None;
                     // Alternating who goes first cancels any advantage of going first.
                     for raw_turn in [round % 2 == 0, round % 2 == 1] {
                         if raw_turn {
-                            raw_conns =
-                                run_turn(fixtures, form, raw_conns, &raw_ctx, turn, None, &mut raw)
-                                    .await?;
+                            raw_conns = run_turn(
+                                fixtures,
+                                form,
+                                raw_conns,
+                                &raw_ctx,
+                                turn,
+                                None,
+                                &mut raw,
+                                &mut population,
+                            )
+                            .await?;
                         } else {
                             server_conns = run_turn(
                                 fixtures,
@@ -1378,6 +1428,7 @@ async fn run_block(
                                 turn,
                                 Some(target.pid),
                                 &mut served,
+                                &mut population,
                             )
                             .await?;
                         }
