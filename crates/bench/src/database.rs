@@ -791,43 +791,48 @@ async fn pg_create(
     }
 }
 
-/// Mayfly's default PostgreSQL revocation, statement for statement: all steps in one
-/// transaction, one such transaction at a time; if that fails, each step on its own so one
-/// failure does not keep the others from taking access away, and the final `DROP ROLE`
-/// decides the outcome.
+/// Mayfly's default PostgreSQL revocation, statement for statement: one lookup; a role that
+/// nothing depends on is just dropped; otherwise all steps in one transaction, one such
+/// transaction at a time, and if that fails each step on its own, so one failure does not keep
+/// the others from taking access away, and the final `DROP ROLE` decides the outcome.
 async fn pg_revoke(
     client: &tokio_postgres::Client,
     name: &str,
     one_at_a_time: &tokio::sync::Mutex<()>,
 ) -> Result<(), String> {
-    let exists: bool = client
-        .query_one(
-            "SELECT exists (SELECT 1 FROM pg_roles WHERE rolname = $1)",
-            &[&name],
+    let row = client
+        .query_typed_one(
+            "SELECT current_database()::text, r.oid IS NOT NULL, \
+             EXISTS (SELECT 1 FROM pg_shdepend d \
+                 WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid), \
+             ARRAY(SELECT DISTINCT n.nspname::text FROM pg_shdepend d \
+                 JOIN pg_class c ON c.oid = d.objid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
+                 AND d.deptype = 'a' AND d.refobjid = r.oid \
+                 AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
+             FROM (VALUES (1)) AS one LEFT JOIN pg_roles r ON r.rolname = $1",
+            &[(&name, tokio_postgres::types::Type::TEXT)],
         )
         .await
-        .map_err(pg_error)?
-        .get(0);
+        .map_err(pg_error)?;
+    let (database, exists, has_dependencies, schemas): (String, bool, bool, Vec<String>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     if !exists {
         return Ok(());
     }
     let role = quote_ident(name);
+    let drop_role = format!("DROP ROLE IF EXISTS {role}");
+    if !has_dependencies {
+        match client.batch_execute(&drop_role).await {
+            Ok(()) => return Ok(()),
+            Err(err) if err.as_db_error().is_none() => return Err(pg_error(err)),
+            Err(_) => {}
+        }
+    }
     let mut steps = Vec::new();
-    let schemas = client
-        .query(
-            "SELECT DISTINCT n.nspname FROM pg_shdepend d \
-             JOIN pg_class c ON c.oid = d.objid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
-             AND d.deptype = 'a' \
-             AND d.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1) \
-             AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            &[&name],
-        )
-        .await
-        .map_err(pg_error)?;
-    for row in schemas {
-        let schema = quote_ident(&row.get::<_, String>(0));
+    for schema in &schemas {
+        let schema = quote_ident(schema);
         steps.push(format!(
             "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {schema} FROM {role}"
         ));
@@ -840,38 +845,26 @@ async fn pg_revoke(
         "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {role}"
     ));
     steps.push(format!("REVOKE USAGE ON SCHEMA public FROM {role}"));
-    let database: String = client
-        .query_one("SELECT current_database()", &[])
-        .await
-        .map_err(pg_error)?
-        .get(0);
     steps.push(format!(
         "REVOKE CONNECT ON DATABASE {} FROM {role}",
         quote_ident(&database)
     ));
     steps.push(format!("REASSIGN OWNED BY {role} TO CURRENT_USER"));
     steps.push(format!("DROP OWNED BY {role}"));
-    let script = format!(
-        "BEGIN; {}; DROP ROLE IF EXISTS {role}; COMMIT",
-        steps.join("; ")
-    );
-    let whole = one_at_a_time.lock().await;
+    let script = format!("BEGIN; {}; {drop_role}; COMMIT", steps.join("; "));
+    let _whole = one_at_a_time.lock().await;
     match client.batch_execute(&script).await {
         Ok(()) => return Ok(()),
         Err(err) if err.as_db_error().is_none() => return Err(pg_error(err)),
         Err(_) => client.batch_execute("ROLLBACK").await.map_err(pg_error)?,
     }
-    drop(whole);
     let mut earlier = None;
     for step in &steps {
         if let Err(err) = client.batch_execute(step).await {
             earlier = Some(pg_error(err));
         }
     }
-    match client
-        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
-        .await
-    {
+    match client.batch_execute(&drop_role).await {
         Ok(()) => Ok(()),
         Err(err) => Err(match earlier {
             Some(earlier) => format!(

@@ -652,6 +652,60 @@ async fn revocation_reassigns_objects_and_drops_the_role() {
 }
 
 #[tokio::test]
+async fn a_group_member_is_dropped_without_rewriting_the_tables() {
+    with_db(TestPostgres::start().await, |db| async move {
+        let group = unique("mayfly_g");
+        db.client
+            .batch_execute(&format!(
+                "CREATE ROLE {group} NOLOGIN; GRANT SELECT ON t0 TO {group}"
+            ))
+            .await
+            .unwrap();
+        let mount = Mount::new().await;
+        configure_postgres(&mount, &db, "pg", "*").await;
+        mount
+            .write(
+                "roles/member",
+                json!({"db_name": "pg", "creation_statements":
+                    format!("CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}' \
+                             VALID UNTIL '{{{{expiration}}}}' IN ROLE {group};")}),
+            )
+            .await;
+        let (username, _, lease) = mount.creds("member").await;
+        let privilege = |role: String| {
+            let client = &db.client;
+            async move {
+                client
+                    .query_one("SELECT has_table_privilege($1, 't0', 'SELECT')", &[&role])
+                    .await
+                    .unwrap()
+                    .get::<_, bool>(0)
+            }
+        };
+        assert!(privilege(username.clone()).await, "through the group");
+        // A table's catalog row gets a new version whenever a REVOKE rewrites its ACL.
+        let row_version = || async {
+            db.client
+                .query_one("SELECT xmin::text FROM pg_class WHERE relname = 't0'", &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        };
+        let before = row_version().await;
+        mount.revoke(lease.clone()).await.unwrap();
+        assert!(!db.user_exists(&username).await);
+        assert!(privilege(group.clone()).await, "the group keeps its grant");
+        assert_eq!(
+            row_version().await,
+            before,
+            "a user that holds nothing itself is dropped without revoking on every table"
+        );
+        mount.revoke(lease).await.expect("revoking twice succeeds");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_failed_postgres_revocation_still_takes_access_away() {
     with_db(TestPostgres::start().await, |db| async move {
         let mount = seeded_postgres(&db, "r").await;

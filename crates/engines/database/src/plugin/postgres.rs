@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Map, Value};
-use tokio_postgres::{Client, NoTls, config::SslMode, error::SqlState};
+use tokio_postgres::{Client, NoTls, config::SslMode, error::SqlState, types::Type};
 
 use super::{
     DatabasePlugin, DbError, DbResult, DeleteUserRequest, InitializeRequest, IntentGate,
@@ -85,8 +85,8 @@ struct Connected {
     /// statements deadlock (detected only after `deadlock_timeout`) or fail with "tuple
     /// concurrently updated"; measured with the seed's statement at 16 clients, one at a time
     /// was several times faster than concurrently with retries. Other statements (the
-    /// `CREATE ROLE` before the grant, `IN ROLE` grants, revocations from users that hold no
-    /// table privileges) still run in parallel.
+    /// `CREATE ROLE` before the grant, `IN ROLE` grants, dropping a user that holds nothing)
+    /// still run in parallel.
     catalog_wide: tokio::sync::Mutex<()>,
 }
 
@@ -218,17 +218,31 @@ async fn run_gated_transaction(
     result
 }
 
-/// The schemas in the connected database holding objects the role has privileges on: what
-/// `information_schema.role_column_grants` answers in Vault's plugin, read from the role's
-/// dependency records (an index lookup) instead of a view that expands the privileges of every
-/// role on every column, which takes tens of milliseconds once hundreds of roles hold grants.
-const SCHEMAS_WITH_PRIVILEGES: &str = "SELECT DISTINCT n.nspname FROM pg_shdepend d \
-     JOIN pg_class c ON c.oid = d.objid \
-     JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
-     AND d.deptype = 'a' \
-     AND d.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1) \
-     AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())";
+/// What a revocation needs to know about a role, in one round trip: the connected database,
+/// whether the role exists, whether anything depends on it (privileges, owned objects, default
+/// privileges, in any database), and the schemas in this database holding objects it has
+/// privileges on. The last two come from the role's dependency records (an index lookup), not
+/// from `information_schema.role_column_grants` as in Vault's plugin, a view that expands the
+/// privileges of every role on every column and takes tens of milliseconds once hundreds of
+/// roles hold grants.
+const REVOCATION_LOOKUP: &str = "SELECT current_database()::text, r.oid IS NOT NULL, \
+     EXISTS (SELECT 1 FROM pg_shdepend d \
+         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid), \
+     ARRAY(SELECT DISTINCT n.nspname::text FROM pg_shdepend d \
+         JOIN pg_class c ON c.oid = d.objid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
+         AND d.deptype = 'a' AND d.refobjid = r.oid \
+         AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
+     FROM (VALUES (1)) AS one LEFT JOIN pg_roles r ON r.rolname = $1";
+
+/// The answer to [`REVOCATION_LOOKUP`].
+struct RoleDependencies {
+    database: String,
+    exists: bool,
+    has_dependencies: bool,
+    privileged_schemas: Vec<String>,
+}
 
 impl Connected {
     async fn conn(&self) -> DbResult<Pooled<PgConnector>> {
@@ -246,9 +260,9 @@ impl Connected {
         let conn = self.conn().await?;
         let row = conn
             .client
-            .query_one(
+            .query_typed_one(
                 "SELECT exists (SELECT 1 FROM pg_roles WHERE rolname = $1)",
-                &[&username],
+                &[(&username, Type::TEXT)],
             )
             .await
             .map_err(classify)?;
@@ -259,21 +273,38 @@ impl Connected {
     /// Each step is attempted even if an earlier one failed, to take away as much access as
     /// possible; only the final `DROP ROLE` decides the outcome.
     async fn default_delete(&self, username: &str) -> DbResult<()> {
-        if !self.role_exists(username).await? {
-            return Ok(());
-        }
         let conn = self.conn().await?;
-        let role = quote_ident(username);
-        let mut steps = Vec::new();
-        let schemas = conn
+        let row = conn
             .client
-            .query(SCHEMAS_WITH_PRIVILEGES, &[&username])
+            .query_typed_one(REVOCATION_LOOKUP, &[(&username, Type::TEXT)])
             .await
             .map_err(classify)?;
-        let holds_table_privileges = !schemas.is_empty();
-        for row in schemas {
-            let schema: String = row.get(0);
-            let schema = quote_ident(&schema);
+        let role_deps = RoleDependencies {
+            database: row.get(0),
+            exists: row.get(1),
+            has_dependencies: row.get(2),
+            privileged_schemas: row.get(3),
+        };
+        if !role_deps.exists {
+            return Ok(());
+        }
+        let role = quote_ident(username);
+        let drop_role = format!("DROP ROLE IF EXISTS {role}");
+        // A role that holds no privilege and owns nothing (a member of a group role, say) is
+        // simply dropped: every `REVOKE … ON ALL TABLES` would rewrite each table's catalog row
+        // to change nothing, and would have to wait its turn with the others. If
+        // something came to depend on the role since the lookup, the drop fails and the full
+        // revocation below runs.
+        if !role_deps.has_dependencies {
+            match conn.client.batch_execute(&drop_role).await {
+                Ok(()) => return Ok(()),
+                Err(err) if err.as_db_error().is_none() => return Err(classify(err)),
+                Err(_) => {}
+            }
+        }
+        let mut steps = Vec::new();
+        for schema in &role_deps.privileged_schemas {
+            let schema = quote_ident(schema);
             steps.push(format!(
                 "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {schema} FROM {role}"
             ));
@@ -286,31 +317,22 @@ impl Connected {
             "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {role}"
         ));
         steps.push(format!("REVOKE USAGE ON SCHEMA public FROM {role}"));
-        let database: String = conn
-            .client
-            .query_one("SELECT current_database()", &[])
-            .await
-            .map_err(classify)?
-            .get(0);
         steps.push(format!(
             "REVOKE CONNECT ON DATABASE {} FROM {role}",
-            quote_ident(&database)
+            quote_ident(&role_deps.database)
         ));
         // Objects the user created survive it, owned by the connecting user; then every
         // remaining privilege and default privilege is dropped.
         steps.push(format!("REASSIGN OWNED BY {role} TO CURRENT_USER"));
         steps.push(format!("DROP OWNED BY {role}"));
         // All of it in one transaction first: one round trip and one commit (one WAL flush)
-        // instead of one per statement. Such a transaction holds the catalog rows it rewrites
-        // (every table's, the schema's, the database's) until it commits, and concurrent ones
-        // deadlock over them, so they run one at a time; each takes about a millisecond. If any
-        // statement fails, the transaction is rolled back whole and the steps run one by one
-        // below, where a failing step does not keep the others from taking access away.
+        // instead of one per statement. Such a transaction rewrites the catalog rows of every
+        // table, the schema and the database, and concurrent ones deadlock over them, so they
+        // run one at a time; each takes a few milliseconds. If any statement fails, the
+        // transaction is rolled back whole and the steps run one by one below, where a failing
+        // step does not keep the others from taking access away.
         let whole = self.catalog_wide.lock().await;
-        let script = format!(
-            "BEGIN; {}; DROP ROLE IF EXISTS {role}; COMMIT",
-            steps.join("; ")
-        );
+        let script = format!("BEGIN; {}; {drop_role}; COMMIT", steps.join("; "));
         match conn.client.batch_execute(&script).await {
             Ok(()) => return Ok(()),
             Err(err) if err.as_db_error().is_none() => return Err(classify(err)),
@@ -321,12 +343,9 @@ impl Connected {
                     .map_err(classify)?;
             }
         }
-        // Statement by statement, revoking what a user holds on every table still rewrites
-        // those tables' catalog rows, which concurrent revocations fight over; a user that
-        // holds no table privileges (an `IN ROLE` member) changes no row there, so those
-        // revocations run in parallel. A conflict all the same (sequence privileges) is
-        // retried one at a time.
-        let mut one_at_a_time = holds_table_privileges.then_some(whole);
+        // Statement by statement, still one at a time. A conflict all the same (with statements
+        // from outside Mayfly) is retried.
+        let _whole = whole;
         let mut last_error = None;
         for step in &steps {
             let mut attempt = 0;
@@ -335,11 +354,7 @@ impl Connected {
                     Ok(()) => break,
                     Err(err) if is_retryable(&err) && attempt + 1 < CONFLICT_ATTEMPTS => {
                         attempt += 1;
-                        if one_at_a_time.is_none() {
-                            one_at_a_time = Some(self.catalog_wide.lock().await);
-                        } else {
-                            tokio::time::sleep(backoff(attempt)).await;
-                        }
+                        tokio::time::sleep(backoff(attempt)).await;
                     }
                     Err(err) => {
                         last_error = Some(classify(err));
@@ -348,11 +363,7 @@ impl Connected {
                 }
             }
         }
-        match conn
-            .client
-            .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
-            .await
-        {
+        match conn.client.batch_execute(&drop_role).await {
             Ok(()) => Ok(()),
             Err(err) => {
                 let err = classify(err);
