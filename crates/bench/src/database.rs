@@ -791,10 +791,11 @@ async fn pg_create(
     }
 }
 
-/// Mayfly's default PostgreSQL revocation, statement for statement: one lookup; a role that
-/// nothing depends on is just dropped; otherwise all steps in one transaction, one such
-/// transaction at a time, and if that fails each step on its own, so one failure does not keep
-/// the others from taking access away, and the final `DROP ROLE` decides the outcome.
+/// Mayfly's default PostgreSQL revocation, statement for statement: one lookup (the plugin's
+/// own query, so the two cannot drift apart); a role that nothing depends on is just dropped;
+/// otherwise all steps in one transaction, one such transaction at a time, and if that fails
+/// each step on its own, so one failure does not keep the others from taking access away, and
+/// the final `DROP ROLE` decides the outcome.
 async fn pg_revoke(
     client: &tokio_postgres::Client,
     name: &str,
@@ -802,16 +803,7 @@ async fn pg_revoke(
 ) -> Result<(), String> {
     let row = client
         .query_typed_one(
-            "SELECT current_database()::text, r.oid IS NOT NULL, \
-             EXISTS (SELECT 1 FROM pg_shdepend d \
-                 WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid), \
-             ARRAY(SELECT DISTINCT n.nspname::text FROM pg_shdepend d \
-                 JOIN pg_class c ON c.oid = d.objid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
-                 AND d.deptype = 'a' AND d.refobjid = r.oid \
-                 AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
-             FROM (VALUES (1)) AS one LEFT JOIN pg_roles r ON r.rolname = $1",
+            mayfly_database::plugin::POSTGRES_REVOCATION_LOOKUP,
             &[(&name, tokio_postgres::types::Type::TEXT)],
         )
         .await

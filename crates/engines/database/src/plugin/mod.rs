@@ -14,7 +14,10 @@ use tokio::sync::watch;
 
 pub use self::{
     mysql::{Flavor as MySqlFlavor, MySql},
-    postgres::{Postgres, scram_matches, scram_sha256_verifier},
+    postgres::{
+        Postgres, REVOCATION_LOOKUP as POSTGRES_REVOCATION_LOOKUP, scram_matches,
+        scram_sha256_verifier,
+    },
     redis::Redis,
 };
 

@@ -225,7 +225,7 @@ async fn run_gated_transaction(
 /// from `information_schema.role_column_grants` as in Vault's plugin, a view that expands the
 /// privileges of every role on every column and takes tens of milliseconds once hundreds of
 /// roles hold grants.
-const REVOCATION_LOOKUP: &str = "SELECT current_database()::text, r.oid IS NOT NULL, \
+pub const REVOCATION_LOOKUP: &str = "SELECT current_database()::text, r.oid IS NOT NULL, \
      EXISTS (SELECT 1 FROM pg_shdepend d \
          WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid), \
      ARRAY(SELECT DISTINCT n.nspname::text FROM pg_shdepend d \
