@@ -165,11 +165,14 @@ impl Router {
         let lookup = if path.ends_with('/') {
             path
         } else {
-            with_slash = format!("{path}/");
+            with_slash = [path, "/"].concat();
             &with_slash
         };
         self.routes
-            .range(..=lookup.to_owned())
+            .range::<str, _>((
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Included(lookup),
+            ))
             .rev()
             .find(|(prefix, _)| lookup.starts_with(prefix.as_str()))
             .map(|(_, route)| route)

@@ -64,7 +64,12 @@ impl BarrierView {
         if key.split('/').any(|segment| segment == "..") {
             return Err(Error::invalid("path cannot contain parent references"));
         }
-        Ok(format!("{}{key}", self.prefix))
+        // Every storage call builds one of these: concatenation, not `format!`, whose machinery
+        // cost several times the copy.
+        let mut full = String::with_capacity(self.prefix.len() + key.len());
+        full.push_str(&self.prefix);
+        full.push_str(key);
+        Ok(full)
     }
 }
 

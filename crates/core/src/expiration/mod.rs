@@ -176,7 +176,7 @@ pub(crate) fn unescape(escaped: &str) -> String {
 }
 
 fn id_key(lease_id: &str) -> String {
-    format!("id/{lease_id}")
+    ["id/", lease_id].concat()
 }
 
 fn time_key(due: i64, lease_id: &str) -> String {
@@ -190,11 +190,11 @@ fn parse_time_child(child: &str) -> Option<(i64, String)> {
 }
 
 fn token_index_key(token_hash: &str, lease_id: &str) -> String {
-    format!("token/{token_hash}/{}", escape(lease_id))
+    ["token/", token_hash, "/", &escape(lease_id)].concat()
 }
 
 fn irrevocable_key(lease_id: &str) -> String {
-    format!("irrevocable/{}", escape(lease_id))
+    ["irrevocable/", &escape(lease_id)].concat()
 }
 
 fn prefix_revoke_key(prefix: &str) -> String {
