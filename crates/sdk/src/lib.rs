@@ -9,6 +9,7 @@ pub mod cidr;
 pub mod duration;
 pub mod error;
 pub mod framework;
+pub mod inline_wake;
 pub mod logical;
 pub mod password;
 pub mod storage;

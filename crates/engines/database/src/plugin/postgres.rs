@@ -9,6 +9,7 @@ use std::{
 
 use async_trait::async_trait;
 use base64::Engine;
+use mayfly_sdk::inline_wake::InlineWakes;
 use serde_json::{Map, Value};
 use tokio_postgres::{Client, NoTls, config::SslMode, error::SqlState, types::Type};
 
@@ -58,12 +59,12 @@ impl Connector for PgConnector {
         let (client, task) = match &self.tls {
             None => {
                 let (client, connection) = self.config.connect(NoTls).await.map_err(classify)?;
-                (client, tokio::spawn(async move { drop(connection.await) }))
+                (client, tokio::spawn(InlineWakes::new(connection)))
             }
             Some(tls) => {
                 let (client, connection) =
                     self.config.connect(tls.clone()).await.map_err(classify)?;
-                (client, tokio::spawn(async move { drop(connection.await) }))
+                (client, tokio::spawn(InlineWakes::new(connection)))
             }
         };
         drop(task);
