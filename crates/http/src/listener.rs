@@ -15,7 +15,6 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use mayfly_sdk::inline_wake::InlineWakes;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -76,17 +75,17 @@ pub async fn serve(
             None => {
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(InlineWakes::new(async move {
+                tokio::spawn(async move {
                     if let Err(err) = conn.await {
                         tracing::debug!(error = %err, "Connection ended with an error.");
                     }
-                }));
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
-                tokio::spawn(InlineWakes::new(async move {
+                tokio::spawn(async move {
                     let tls_stream =
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                             .await
@@ -103,7 +102,7 @@ pub async fn serve(
                     if let Err(err) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(error = %err, "Connection ended with an error.");
                     }
-                }));
+                });
             }
         }
     }
