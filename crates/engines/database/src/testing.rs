@@ -342,6 +342,15 @@ impl TestPostgres {
             .unwrap_or_else(|err| panic!("drop database {name}: {err}"));
     }
 
+    /// The single value a parameterless query of the test database returns.
+    pub async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        self.client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"))
+            .get(0)
+    }
+
     /// A `connection_url` template for this database.
     pub fn connection_url(&self) -> String {
         format!(

@@ -684,13 +684,8 @@ async fn a_group_member_is_dropped_without_rewriting_the_tables() {
         };
         assert!(privilege(username.clone()).await, "through the group");
         // A table's catalog row gets a new version whenever a REVOKE rewrites its ACL.
-        let row_version = || async {
-            db.client
-                .query_one("SELECT xmin::text FROM pg_class WHERE relname = 't0'", &[])
-                .await
-                .unwrap()
-                .get::<_, String>(0)
-        };
+        let row_version =
+            || db.scalar::<String>("SELECT xmin::text FROM pg_class WHERE relname = 't0'");
         let before = row_version().await;
         mount.revoke(lease.clone()).await.unwrap();
         assert!(!db.user_exists(&username).await);

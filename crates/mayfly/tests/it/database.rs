@@ -853,13 +853,7 @@ async fn sql_injection_attempts_are_quoted_or_rejected() {
             .batch_execute("CREATE TABLE canary (x int)")
             .await
             .unwrap();
-        let canary_alive = || async {
-            db.client
-                .query_one("SELECT to_regclass('public.canary') IS NOT NULL", &[])
-                .await
-                .unwrap()
-                .get::<_, bool>(0)
-        };
+        let canary_alive = || db.scalar::<bool>("SELECT to_regclass('public.canary') IS NOT NULL");
         let config = |extra: Value| {
             let mut body = json!({"plugin_name": "postgresql-database-plugin",
                 "connection_url": db.connection_url(), "username": "postgres",
