@@ -5,7 +5,10 @@ use std::{
     future::Future,
     io,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -15,6 +18,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
+use mayfly_sdk::inline_wake::{Gate, InlineWakes};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -53,6 +57,15 @@ pub async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    // hyper's body channel wakes a connection's own task when its handler reads the request
+    // body; tokio answers that by waking an idle worker. With other requests in flight that
+    // wake spreads them over the cores; with this one alone it only costs a futex wake on the
+    // request's path, and often a move to the other core.
+    let alone: Gate = {
+        let in_flight = in_flight.clone();
+        Arc::new(move || in_flight.load(Ordering::Relaxed) <= 1)
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -70,11 +83,19 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let stream = LingeringStream(Some(stream));
         let state = state.clone();
-        let service = service_fn(move |req| handle(state.clone(), remote, req));
+        let in_flight = in_flight.clone();
+        let service = service_fn(move |req| {
+            let counted = InFlight::enter(&in_flight);
+            let answer = handle(state.clone(), remote, req);
+            async move {
+                let _counted = counted;
+                answer.await
+            }
+        });
         match &acceptor {
             None => {
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
+                let conn = InlineWakes::gated(graceful.watch(conn.into_owned()), alone.clone());
                 tokio::spawn(async move {
                     if let Err(err) = conn.await {
                         tracing::debug!(error = %err, "Connection ended with an error.");
@@ -85,6 +106,7 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let alone = alone.clone();
                 tokio::spawn(async move {
                     let tls_stream =
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
@@ -99,7 +121,8 @@ pub async fn serve(
                         };
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                    if let Err(err) = watcher.watch(conn.into_owned()).await {
+                    let conn = InlineWakes::gated(watcher.watch(conn.into_owned()), alone);
+                    if let Err(err) = conn.await {
                         tracing::debug!(error = %err, "Connection ended with an error.");
                     }
                 });
@@ -114,6 +137,23 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Counts a request from the moment its handler starts until its answer is ready (or the
+/// request is dropped).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A TCP stream that closes the way Go's server (and so Vault) does: when dropped, it shuts
