@@ -22,6 +22,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::{
     args::Args,
+    http1::HttpConn,
     load::{Latency, Target},
     machine::{Machine, ProcCounters},
     report::thousands,
@@ -683,7 +684,7 @@ impl Ctx {
 enum Conn {
     Pg(tokio_postgres::Client),
     My(mysql_async::Conn),
-    Http(Arc<Target>),
+    Http(HttpConn),
 }
 
 impl Conn {
@@ -691,7 +692,7 @@ impl Conn {
     /// times the transaction was retried.
     async fn create(&mut self, ctx: &Ctx, rng: &mut Rng) -> (Result<String, String>, u32) {
         match self {
-            Conn::Http(target) => (http_creds(target, ctx).await, 0),
+            Conn::Http(http) => (http_creds(http, ctx).await, 0),
             Conn::Pg(client) => {
                 let name = username(ctx.kind, &ctx.role, rng);
                 let queries = render(
@@ -714,15 +715,10 @@ impl Conn {
     /// Revokes what [`Conn::create`] returned.
     async fn revoke(&mut self, ctx: &Ctx, item: &str) -> Result<(), String> {
         match self {
-            Conn::Http(target) => {
+            Conn::Http(http) => {
                 let body = json!({ "lease_id": item }).to_string();
-                let (status, body) = target
-                    .send(
-                        Method::PUT,
-                        "sys/leases/revoke",
-                        Some(&ctx.token),
-                        Some(body),
-                    )
+                let (status, body) = http
+                    .send(Method::PUT, "sys/leases/revoke", &ctx.token, Some(body))
                     .await?;
                 if status.is_success() {
                     Ok(())
@@ -745,11 +741,9 @@ impl Conn {
     }
 }
 
-async fn http_creds(target: &Target, ctx: &Ctx) -> Result<String, String> {
+async fn http_creds(http: &mut HttpConn, ctx: &Ctx) -> Result<String, String> {
     let path = format!("database/creds/{}", ctx.role);
-    let (status, body) = target
-        .send(Method::GET, &path, Some(&ctx.token), None)
-        .await?;
+    let (status, body) = http.send(Method::GET, &path, &ctx.token, None).await?;
     if status != reqwest::StatusCode::OK {
         return Err(format!(
             "GET {path}: HTTP {status}: {}",
@@ -1384,9 +1378,10 @@ async fn run_block(
             let ctx = Ctx::new(kind, form, &names, target.token.clone());
             for &clients in &opts.clients {
                 let mut raw_conns = open_raw(kind, &names, clients).await?;
-                let mut server_conns: Vec<Conn> = (0..clients)
-                    .map(|_| Conn::Http(Arc::clone(&target)))
-                    .collect();
+                let mut server_conns = Vec::with_capacity(clients);
+                for _ in 0..clients {
+                    server_conns.push(Conn::Http(HttpConn::connect(&target.base).await?));
+                }
                 let (mut raw, mut served) = (Turns::default(), Turns::default());
                 for round in 0..TURNS {
                     let mut population = None;

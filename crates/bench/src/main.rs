@@ -9,6 +9,7 @@ mod args;
 mod audit;
 mod auth;
 mod database;
+mod http1;
 mod leases;
 mod load;
 mod machine;
