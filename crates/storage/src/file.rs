@@ -7,7 +7,8 @@
 //! checkpoint, which reads consult before the database file. A batch thus costs one short
 //! sequential write and no B-tree work; a batch of nothing but
 //! [`Durability::Deferred`](crate::Durability::Deferred) writes skips the sync, and the next
-//! synced record or checkpoint covers it. A deferred write that finds the writer idle is
+//! synced record or checkpoint covers it; its record waits in memory until then (see
+//! [`crate::wal`]). A deferred write that finds the writer idle is
 //! logged and applied on its caller's thread instead, under the same lock the writer commits
 //! under, so the log's order stays the order readers saw: handing it over and being woken with
 //! the answer costs more than the write.
@@ -241,9 +242,9 @@ impl FileBackend {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    /// Logs a deferred write on the calling thread when the writer is not busy: a write to the
-    /// log that needs no sync takes microseconds, less than handing it to the writer thread
-    /// and being woken with the answer. `None` leaves it to the writer thread: the writer is
+    /// Logs a deferred write on the calling thread when the writer is not busy: a record that
+    /// needs no sync is held in memory for the next sync to write, which takes less than
+    /// handing it to the writer thread and being woken with the answer. `None` leaves it to the writer thread: the writer is
     /// busy (syncing, or checkpointing), or the log has no room for it.
     fn log_inline(&self, ops: &[TxOp]) -> Option<InlineLogged> {
         let mut writer = self.state.try_lock().ok()?;
