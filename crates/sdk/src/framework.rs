@@ -320,7 +320,31 @@ fn kind_name(kind: FieldKind) -> &'static str {
 
 struct CompiledPath<S> {
     regex: Regex,
+    /// What every path the pattern matches starts with: a test that turns most paths of a
+    /// big table away before its regex runs.
+    literal_prefix: String,
     path: Path<S>,
+}
+
+/// The literal text a path pattern starts with, up to its first regex syntax. A character
+/// followed by a quantifier may be absent, so it is left out; a pattern with an alternation
+/// anywhere gets no prefix, since another branch may start differently.
+fn literal_prefix(pattern: &str) -> String {
+    const SYNTAX: &[char] = &[
+        '\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$',
+    ];
+    if pattern.contains('|') {
+        return String::new();
+    }
+    let end = pattern.find(SYNTAX).unwrap_or(pattern.len());
+    let mut prefix = &pattern[..end];
+    if pattern[end..].starts_with(['?', '*', '{']) {
+        prefix = prefix
+            .char_indices()
+            .last()
+            .map_or("", |(last, _)| &prefix[..last]);
+    }
+    prefix.to_owned()
 }
 
 /// An engine's whole path table; matches a relative path to its route and dispatches.
@@ -340,6 +364,7 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
             .map(|path| CompiledPath {
                 regex: Regex::new(&format!("^(?:{})$", path.pattern))
                     .unwrap_or_else(|err| panic!("invalid path pattern {:?}: {err}", path.pattern)),
+                literal_prefix: literal_prefix(&path.pattern),
                 path,
             })
             .collect();
@@ -412,7 +437,9 @@ impl<S: Send + Sync + 'static> FrameworkBackend<S> {
         self.paths.iter().find_map(|compiled| {
             // A match test runs on the lazy DFA; captures need a slower engine, so only the
             // path that matches pays for them.
-            if !compiled.regex.is_match(relative_path) {
+            if !relative_path.starts_with(compiled.literal_prefix.as_str())
+                || !compiled.regex.is_match(relative_path)
+            {
                 return None;
             }
             let captures = compiled.regex.captures(relative_path)?;
@@ -598,6 +625,50 @@ impl<S: Send + Sync + 'static> LogicalBackend for Mounted<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_prefixes_never_turn_away_a_matching_path() {
+        let cases = [
+            ("leases/revoke/?", "leases/revoke"),
+            ("creds/(?P<name>\\w(([\\w\\-.]+)?\\w)?)", "creds/"),
+            ("roles/?$", "roles"),
+            ("config/(?P<name>.+)", "config/"),
+            ("keys/?", "keys"),
+            ("a*b", ""),
+            ("tidy|tidy-status", ""),
+            ("(?i)policy/(?P<name>.+)", ""),
+            ("rotate-root/(?P<name>.+)", "rotate-root/"),
+            ("über/x{1,2}", "über/"),
+        ];
+        let paths = [
+            "leases/revoke",
+            "leases/revoke/",
+            "creds/app",
+            "roles",
+            "roles/",
+            "config/db",
+            "keys",
+            "key",
+            "b",
+            "aab",
+            "tidy",
+            "tidy-status",
+            "POLICY/x",
+            "rotate-root/x",
+            "über/x",
+            "über/xx",
+        ];
+        for (pattern, expected) in cases {
+            let prefix = literal_prefix(pattern);
+            assert_eq!(prefix, expected, "{pattern}");
+            let regex = Regex::new(&format!("^(?:{pattern})$")).unwrap();
+            for path in paths {
+                if regex.is_match(path) {
+                    assert!(path.starts_with(&prefix), "{pattern} matches {path}");
+                }
+            }
+        }
+    }
 
     struct Echo;
 
