@@ -253,7 +253,7 @@ fn parse_body(body: &[u8], headers: &HeaderMap) -> Result<Map<String, Value>, Er
             .map(|(key, value)| (key, Value::String(value)))
             .collect());
     }
-    match serde_json::from_slice::<Value>(trimmed) {
+    match mayfly_sdk::storage::from_json_bytes::<Value>(trimmed) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(Value::Null) => Ok(Map::new()),
         Ok(_) => Err(Error::invalid(
