@@ -787,3 +787,21 @@ fn lease_ids_survive_escaping_into_one_key_segment() {
         assert_eq!(super::unescape(&escaped), id);
     }
 }
+
+#[test]
+fn time_keys_sort_by_due_time_and_parse_back() {
+    let id = "database/creds/r/abc";
+    for due in [0, 7, 1_764_000_000_000, i64::MAX, -5] {
+        let key = super::time_key(due, id);
+        assert_eq!(
+            key,
+            format!("time/{:020}_{}", due.max(0), super::escape(id))
+        );
+        let child = key.strip_prefix("time/").unwrap();
+        assert_eq!(
+            super::parse_time_child(child),
+            Some((due.max(0), id.to_owned()))
+        );
+    }
+    assert!(super::time_key(99, id) < super::time_key(100, id));
+}
