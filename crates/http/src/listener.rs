@@ -86,7 +86,9 @@ pub async fn serve(
         let in_flight = in_flight.clone();
         let service = service_fn(move |req| {
             let counted = InFlight::enter(&in_flight);
-            let answer = handle(state.clone(), remote, req);
+            // Boxed: the handler's future is large, and hyper and this wrapper would each move
+            // it by value.
+            let answer = Box::pin(handle(state.clone(), remote, req));
             async move {
                 let _counted = counted;
                 answer.await
