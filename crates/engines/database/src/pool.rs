@@ -1,6 +1,7 @@
-//! A small connection pool for the plugins whose drivers have none (PostgreSQL, Redis): at
-//! most `max_open` connections in use, at most `max_idle` kept, none older than
-//! `max_lifetime`, broken ones discarded.
+//! A small connection pool for the plugins (PostgreSQL, MySQL, Redis): at most `max_open`
+//! connections in use, at most `max_idle` kept, none older than `max_lifetime`, broken ones
+//! discarded. A returned connection goes back in place, on the returning task: mysql_async's
+//! own pool sends each one to a recycler task instead, a wake-up per use.
 
 use std::{
     ops::{Deref, DerefMut},

@@ -9,7 +9,7 @@ use std::{
 
 use async_trait::async_trait;
 use mysql_async::{
-    ClientIdentity, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, TxOpts,
+    ClientIdentity, Opts, OptsBuilder, PoolConstraints, PoolOpts, SslOpts, TxOpts,
     prelude::Queryable,
 };
 use serde_json::{Map, Value};
@@ -20,6 +20,7 @@ use super::{
     setting,
 };
 use crate::{
+    pool::{Connector, Pool, Pooled},
     statements::{Dialect, expand, render, render_all},
     tls::split_cert_and_key,
 };
@@ -43,8 +44,37 @@ pub enum Flavor {
     Legacy,
 }
 
+/// Opens connections for [`Pool`]. mysql_async's own pool hands every returned connection to
+/// a recycler task, a task wake-up per statement batch that a driver holding its connection
+/// never pays; this one puts it back in place.
+struct MyConnector {
+    opts: Opts,
+}
+
+#[async_trait]
+impl Connector for MyConnector {
+    type Conn = mysql_async::Conn;
+
+    async fn connect(&self) -> DbResult<mysql_async::Conn> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, mysql_async::Conn::new(self.opts.clone())).await
+        {
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(DbError::Connection(
+                "timed out connecting to the database".to_owned(),
+            )),
+        }
+    }
+
+    /// mysql_async tells only by failing: a connection error discards the connection
+    /// ([`Connected::conn`]'s callers), and an abandoned transaction is rolled back by the
+    /// driver before the connection's next statement.
+    fn is_broken(_: &mysql_async::Conn) -> bool {
+        false
+    }
+}
+
 struct Connected {
-    pool: Pool,
+    pool: Pool<MyConnector>,
     root_password: String,
 }
 
@@ -100,9 +130,9 @@ fn classify(err: mysql_async::Error) -> DbError {
 }
 
 impl Connected {
-    async fn conn(&self) -> DbResult<mysql_async::Conn> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
-            Ok(result) => result.map_err(classify),
+    async fn conn(&self) -> DbResult<Pooled<MyConnector>> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get()).await {
+            Ok(result) => result,
             Err(_) => Err(DbError::Connection(
                 "timed out connecting to the database".to_owned(),
             )),
@@ -118,28 +148,44 @@ impl Connected {
     /// creates anything, and MySQL commits DDL as it runs, so the first statement must wait.
     async fn run_gated_transaction(&self, queries: &[String], gate: &IntentGate) -> DbResult<()> {
         let mut conn = self.conn().await?;
-        let mut tx = conn
-            .start_transaction(TxOpts::default())
-            .await
-            .map_err(classify)?;
-        // A failed gate drops the transaction, which rolls back the nothing it holds.
-        gate.wait().await?;
-        for query in queries {
-            tx.query_drop(query).await.map_err(classify)?;
+        let result = async {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(classify)?;
+            // A failed gate drops the transaction, which rolls back the nothing it holds.
+            gate.wait().await?;
+            for query in queries {
+                tx.query_drop(query).await.map_err(classify)?;
+            }
+            tx.commit().await.map_err(classify)
         }
-        tx.commit().await.map_err(classify)
+        .await;
+        if matches!(result, Err(DbError::Connection(_))) {
+            conn.discard();
+        }
+        result
     }
 
     async fn user_exists(&self, username: &str) -> DbResult<Option<bool>> {
         let mut conn = self.conn().await?;
         // Needs SELECT on mysql.user; without it the answer is unknown, not an error.
-        let count: Result<Option<i64>, _> = conn
+        let count: Option<i64> = match conn
             .exec_first(
                 "SELECT COUNT(*) FROM mysql.user WHERE User = ?",
                 (username,),
             )
-            .await;
-        Ok(count.ok().flatten().map(|n| n > 0))
+            .await
+        {
+            Ok(count) => count,
+            Err(err) => {
+                if matches!(classify(err), DbError::Connection(_)) {
+                    conn.discard();
+                }
+                None
+            }
+        };
+        Ok(count.map(|n| n > 0))
     }
 }
 
@@ -159,8 +205,9 @@ impl DatabasePlugin for MySql {
     async fn initialize(&self, req: InitializeRequest) -> DbResult<Map<String, Value>> {
         let root_password = setting(&req.config, "password").unwrap_or_default();
         let opts = connection_opts(&req.config).map_err(|err| err.redact(&[&root_password]))?;
+        let settings = PoolSettings::from_config(&req.config)?;
         let connected = Arc::new(Connected {
-            pool: Pool::new(opts),
+            pool: Pool::new(MyConnector { opts }, settings),
             root_password: root_password.clone(),
         });
         if req.verify_connection {
@@ -170,12 +217,12 @@ impl DatabasePlugin for MySql {
             }
             .await;
             if let Err(err) = check {
-                let _ = connected.pool.clone().disconnect().await;
+                connected.pool.close();
                 return Err(err.redact(&[&root_password]));
             }
         }
         if let Some(previous) = self.replace(Some(connected)) {
-            let _ = previous.pool.clone().disconnect().await;
+            previous.pool.close();
         }
         Ok(req.config)
     }
@@ -288,7 +335,7 @@ impl DatabasePlugin for MySql {
 
     async fn close(&self) {
         if let Some(previous) = self.replace(None) {
-            let _ = previous.pool.clone().disconnect().await;
+            previous.pool.close();
         }
     }
 }
