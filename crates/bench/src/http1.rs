@@ -7,7 +7,7 @@
 //! against the server. This client does what the driver does: one connection, requests
 //! written in order, the connection polled by the task that waits for the answer.
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, task::Poll};
 
 use http_body_util::{BodyExt, Full};
 use hyper::{
@@ -24,6 +24,7 @@ const TOKEN_HEADER: &str = "X-Vault-Token";
 type Driver = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 pub struct HttpConn {
+    base: String,
     authority: String,
     sender: SendRequest<Full<Bytes>>,
     /// `None` once the connection has ended: a finished connection future is not polled again.
@@ -48,6 +49,7 @@ impl HttpConn {
             .await
             .map_err(|e| format!("connecting to {authority}: {e}"))?;
         Ok(HttpConn {
+            base: base.to_owned(),
             authority,
             sender,
             driver: Some(Box::pin(driver)),
@@ -62,6 +64,7 @@ impl HttpConn {
         token: &str,
         body: Option<String>,
     ) -> Result<(StatusCode, Vec<u8>), String> {
+        self.reopen_if_closed().await?;
         let mut request = Request::builder()
             .method(method.clone())
             .uri(format!("/v1/{path}"))
@@ -104,6 +107,25 @@ async fn drive<T>(
         Ok(()) => "the server closed the connection".to_owned(),
         Err(e) => format!("the connection failed: {e}"),
     })
+}
+
+impl HttpConn {
+    /// A server may close a keep-alive connection that sat idle (OpenBao did, in a level whose
+    /// raw turn ran long while deadlocked transactions were retried); the
+    /// connection is not polled between requests, so it is looked at once before each, and
+    /// opened again if it has ended. A pooled client does the same.
+    async fn reopen_if_closed(&mut self) -> Result<(), String> {
+        let ended = match self.driver.as_mut() {
+            None => true,
+            Some(driver) => {
+                std::future::poll_fn(|cx| Poll::Ready(driver.as_mut().poll(cx).is_ready())).await
+            }
+        };
+        if ended || self.sender.is_closed() {
+            *self = HttpConn::connect(&self.base).await?;
+        }
+        Ok(())
+    }
 }
 
 async fn read_body(body: Incoming) -> Result<Vec<u8>, hyper::Error> {
