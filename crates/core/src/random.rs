@@ -29,7 +29,7 @@ pub fn random_base62(length: usize) -> String {
 
 /// A random UUID v4 string (request IDs, nonces, mount UUIDs).
 pub fn uuid() -> String {
-    uuid::Uuid::new_v4().to_string()
+    mayfly_sdk::password::random_uuid()
 }
 
 #[cfg(test)]

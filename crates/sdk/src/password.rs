@@ -366,9 +366,33 @@ pub fn random_base62(length: usize) -> String {
         .collect()
 }
 
+/// A random UUID v4 string (request IDs, lease and intent IDs, nonces).
+///
+/// The bytes come from the process's generator rather than `Uuid::new_v4`, which asks the
+/// kernel for every UUID: a system call on each request's path.
+pub fn random_uuid() -> String {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .unwrap_or_else(|err| panic!("random generation failed: {err}"));
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_uuids_are_version_4_and_distinct() {
+        let id = random_uuid();
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 4, "{id}");
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
+        assert_eq!(id, parsed.hyphenated().to_string());
+        assert_ne!(random_uuid(), id);
+    }
 
     #[test]
     fn default_policy_meets_vaults_rules() {

@@ -449,7 +449,7 @@ fn call(function: &str, args: Vec<Val>) -> Result<Val, TemplateError> {
         }
         "uuid" => {
             arity(function, &args, 0)?;
-            Ok(Val::Str(uuid::Uuid::new_v4().to_string()))
+            Ok(Val::Str(crate::password::random_uuid()))
         }
         other => Err(error(format!(
             "unable to parse template: function {other:?} not defined"

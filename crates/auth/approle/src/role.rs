@@ -213,7 +213,7 @@ pub(crate) async fn write(
     if fields.is_set("role_id") {
         role.role_id = fields.string("role_id").unwrap_or_default();
     } else if creating {
-        role.role_id = uuid::Uuid::new_v4().to_string();
+        role.role_id = mayfly_sdk::password::random_uuid();
     }
     if role.role_id.is_empty() {
         return Err(Error::invalid(

@@ -188,7 +188,7 @@ pub(crate) async fn generate(
     req: Request,
     fields: FieldData,
 ) -> Result<Option<Response>> {
-    create(&state, &req, &fields, uuid::Uuid::new_v4().to_string()).await
+    create(&state, &req, &fields, mayfly_sdk::password::random_uuid()).await
 }
 
 pub(crate) async fn custom(
@@ -283,7 +283,7 @@ async fn create(
     } else {
         Some(format_time(now + ttl)?)
     };
-    let accessor = uuid::Uuid::new_v4().to_string();
+    let accessor = mayfly_sdk::password::random_uuid();
     let entry = SecretIdEntry {
         secret_id_hmac: secret_id_hmac.clone(),
         secret_id_accessor: accessor.clone(),

@@ -153,7 +153,7 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
     let (intent_id, username, reserved) = match taken.reservation {
         Some(reservation) => (reservation.intent_id, reservation.username, true),
         None => (
-            uuid::Uuid::new_v4().to_string(),
+            mayfly_sdk::password::random_uuid(),
             render_username(&instance, &origin, &name)?,
             false,
         ),
@@ -214,7 +214,7 @@ async fn issue(state: Arc<Database>, req: Request, fields: FieldData) -> Result<
     };
     let register = async {
         let next = Intent {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: mayfly_sdk::password::random_uuid(),
             state: IntentState::Pending,
             username: render_username(&instance, &origin, &name)?,
             expires_at: 0,

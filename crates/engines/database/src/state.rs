@@ -128,7 +128,7 @@ impl Database {
         Database {
             connections: tokio::sync::Mutex::new(HashMap::new()),
             mount: Mutex::new(None),
-            boot_id: uuid::Uuid::new_v4().to_string(),
+            boot_id: mayfly_sdk::password::random_uuid(),
             shutdown: Notify::new(),
             shut_down: std::sync::atomic::AtomicBool::new(false),
             settings,

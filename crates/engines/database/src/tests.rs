@@ -841,7 +841,7 @@ async fn reconciliation_drops_users_no_lease_covers() {
             let username = unique("v_orphan");
             Intent {
                 version: 1,
-                id: uuid::Uuid::new_v4().to_string(),
+                id: mayfly_sdk::password::random_uuid(),
                 state,
                 db_name: "pg".into(),
                 role: "r".into(),
