@@ -666,6 +666,9 @@ struct Ctx {
     token: String,
     /// As in Mayfly's PostgreSQL plugin: one whole-transaction revocation at a time.
     pg_revocations: tokio::sync::Mutex<()>,
+    /// Whether the last raw revocation found nothing depending on its role (the plugin's
+    /// hint, kept the same way).
+    pg_plain_drops: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -676,6 +679,7 @@ impl Ctx {
             template: creation_statements(kind, form, names),
             token,
             pg_revocations: tokio::sync::Mutex::new(()),
+            pg_plain_drops: std::sync::atomic::AtomicBool::new(true),
         })
     }
 }
@@ -729,7 +733,9 @@ impl Conn {
                     ))
                 }
             }
-            Conn::Pg(client) => pg_revoke(client, item, &ctx.pg_revocations).await,
+            Conn::Pg(client) => {
+                pg_revoke(client, item, &ctx.pg_revocations, &ctx.pg_plain_drops).await
+            }
             Conn::My(conn) => my_revoke(conn, item).await,
         }
     }
@@ -785,16 +791,29 @@ async fn pg_create(
     }
 }
 
-/// Mayfly's default PostgreSQL revocation, statement for statement: one lookup (the plugin's
-/// own query, so the two cannot drift apart); a role that nothing depends on is just dropped;
-/// otherwise all steps in one transaction, one such transaction at a time, and if that fails
-/// each step on its own, so one failure does not keep the others from taking access away, and
-/// the final `DROP ROLE` decides the outcome.
+/// Mayfly's default PostgreSQL revocation of one role, statement for statement: while the last
+/// revocation found nothing depending on its role, `DROP ROLE` first; if that fails, or else,
+/// one lookup (the plugin's own query, so the two cannot drift apart); a role that nothing
+/// depends on is just dropped; otherwise all steps in one transaction, one such transaction at a
+/// time, and if that fails each step on its own, so one failure does not keep the others from
+/// taking access away, and the final `DROP ROLE` decides the outcome. (Revocations that arrive
+/// together, Mayfly batches; the raw path has no such counterpart.)
 async fn pg_revoke(
     client: &tokio_postgres::Client,
     name: &str,
     one_at_a_time: &tokio::sync::Mutex<()>,
+    plain_drops: &std::sync::atomic::AtomicBool,
 ) -> Result<(), String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let role = quote_ident(name);
+    let drop_role = format!("DROP ROLE IF EXISTS {role}");
+    if plain_drops.load(Relaxed) {
+        match client.batch_execute(&drop_role).await {
+            Ok(()) => return Ok(()),
+            Err(err) if err.as_db_error().is_none() => return Err(pg_error(err)),
+            Err(_) => plain_drops.store(false, Relaxed),
+        }
+    }
     let row = client
         .query_typed_one(
             mayfly_database::plugin::POSTGRES_REVOCATION_LOOKUP,
@@ -807,9 +826,8 @@ async fn pg_revoke(
     if !exists {
         return Ok(());
     }
-    let role = quote_ident(name);
-    let drop_role = format!("DROP ROLE IF EXISTS {role}");
     if !has_dependencies {
+        plain_drops.store(true, Relaxed);
         match client.batch_execute(&drop_role).await {
             Ok(()) => return Ok(()),
             Err(err) if err.as_db_error().is_none() => return Err(pg_error(err)),

@@ -11,6 +11,7 @@
 //! rotation writes the new password ahead, so it can never be lost. PostgreSQL's "tuple
 //! concurrently updated" on concurrent grants is retried instead of failing the request.
 
+mod batch;
 mod config;
 mod creds;
 mod intent;

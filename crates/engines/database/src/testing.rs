@@ -79,6 +79,30 @@ fn creation<'a>(
     }
 }
 
+/// Runs futures concurrently on the caller's task and returns their outputs in order.
+pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 /// Runs the conformance suite against one plugin and its server.
 pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDatabase) {
     let unreachable = plugin
@@ -229,6 +253,40 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
         !db.user_exists(&unrecorded).await,
         "an unrecorded creation leaves nothing behind"
     );
+
+    // Revocations that arrive together all succeed, whether or not their user still exists.
+    let many: Vec<String> = (0..10).map(|_| unique("v_many")).collect();
+    for name in &many {
+        plugin
+            .new_user(creation(name, &statements, &[], &IntentGate::open()))
+            .await
+            .unwrap_or_else(|err| panic!("new_user {name}: {err}"));
+    }
+    plugin
+        .delete_user(DeleteUserRequest {
+            username: &many[3],
+            statements: &[],
+        })
+        .await
+        .unwrap_or_else(|err| panic!("delete_user: {err}"));
+    let never_created = unique("v_never");
+    let outcomes = join_all(
+        many.iter()
+            .chain(std::iter::once(&never_created))
+            .map(|name| {
+                plugin.delete_user(DeleteUserRequest {
+                    username: name,
+                    statements: &[],
+                })
+            })
+            .collect(),
+    )
+    .await;
+    for (name, outcome) in many.iter().zip(&outcomes) {
+        assert_eq!(outcome, &Ok(()), "concurrent delete_user of {name}");
+        assert!(!db.user_exists(name).await, "{name} is gone");
+    }
+    assert_eq!(outcomes.last(), Some(&Ok(())), "a user that never existed");
 
     plugin.close().await;
     let closed = plugin

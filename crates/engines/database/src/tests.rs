@@ -742,6 +742,55 @@ async fn a_failed_postgres_revocation_still_takes_access_away() {
 }
 
 #[tokio::test]
+async fn a_revocation_that_fails_in_a_batch_fails_alone() {
+    with_db(TestPostgres::start().await, |db| async move {
+        let mount = seeded_postgres(&db, "r").await;
+        let mut issued = Vec::new();
+        for _ in 0..6 {
+            issued.push(mount.creds("r").await);
+        }
+        // The third user owns a table in another database, which keeps its role from being
+        // dropped from this one.
+        let stuck = issued[2].0.clone();
+        let (sibling, other) = db.create_sibling().await;
+        other
+            .batch_execute(&format!(
+                "GRANT CREATE ON SCHEMA public TO \"{stuck}\"; SET ROLE \"{stuck}\"; \
+                 CREATE TABLE elsewhere (x int); RESET ROLE;"
+            ))
+            .await
+            .unwrap();
+        let outcomes = crate::testing::join_all(
+            issued
+                .iter()
+                .map(|(_, _, lease)| mount.revoke(lease.clone()))
+                .collect(),
+        )
+        .await;
+        for ((username, _, _), outcome) in issued.iter().zip(&outcomes) {
+            if *username == stuck {
+                assert!(outcome.is_err(), "{username}: {outcome:?}");
+                assert!(db.user_exists(username).await);
+                let can_select: bool = db
+                    .scalar(&format!(
+                        "SELECT has_table_privilege('{username}', 't0', 'SELECT')"
+                    ))
+                    .await;
+                assert!(!can_select, "its grants are gone all the same");
+            } else {
+                assert!(outcome.is_ok(), "{username}: {outcome:?}");
+                assert!(!db.user_exists(username).await, "{username} is gone");
+            }
+        }
+        drop(other);
+        db.drop_database(&sibling).await;
+        mount.revoke(issued[2].2.clone()).await.unwrap();
+        assert!(!db.user_exists(&stuck).await);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn failed_creation_leaves_nothing_behind() {
     with_db(TestMySql::start().await, |db| async move {
         let mount = Mount::new().await;

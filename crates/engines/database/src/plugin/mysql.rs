@@ -20,6 +20,7 @@ use super::{
     setting,
 };
 use crate::{
+    batch::{Batcher, REVOCATION_BATCHES},
     pool::{Connector, Pool, Pooled},
     statements::{Dialect, expand, render, render_all},
     tls::split_cert_and_key,
@@ -30,6 +31,8 @@ const LEGACY_USERNAME_TEMPLATE: &str =
     r#"{{ printf "v-%s-%s-%s" (.RoleName | truncate 4) (random 20) | truncate 16 }}"#;
 const DEFAULT_REVOCATION: &str =
     "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{{name}}'@'%'; DROP USER '{{name}}'@'%'";
+/// One account in [`DEFAULT_REVOCATION`]'s statements, which take lists of them.
+const DEFAULT_REVOCATION_ACCOUNT: &str = "'{{name}}'@'%'";
 const DEFAULT_CHANGE_PASSWORD: &str = "ALTER USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';";
 
 /// How long a connection attempt may take before the database counts as unreachable.
@@ -76,6 +79,8 @@ impl Connector for MyConnector {
 struct Connected {
     pool: Pool<MyConnector>,
     root_password: String,
+    /// Default revocations waiting for, or running in, one batch (see [`crate::batch`]).
+    revocations: Batcher<String>,
 }
 
 pub struct MySql {
@@ -167,6 +172,52 @@ impl Connected {
         result
     }
 
+    /// Runs one user's revocation `statements`.
+    async fn delete_one(&self, username: &str, statements: &[String]) -> DbResult<()> {
+        let vars = [("name", username), ("username", username)];
+        let queries: Vec<String> = render_all(statements, Dialect::MySql, &vars);
+        // Revocation must be idempotent, and the statements fail on a user that is already
+        // gone. Asking first would cost every revocation a scan of `mysql.user` (a view over
+        // all accounts in MariaDB), so the question is asked only of a failure.
+        match self.run_transaction(&queries).await {
+            Ok(()) => Ok(()),
+            Err(DbError::Statement(_)) if self.user_exists(username).await? == Some(false) => {
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The default revocation of several users, with one statement for all of them: the
+    /// server does its privilege-table work and reloads its privileges once instead of once
+    /// per user. If that fails, each user goes on its own, so one that cannot be dropped keeps
+    /// none of the others from going.
+    async fn delete_many(&self, names: Vec<String>) -> Vec<DbResult<()>> {
+        if names.len() > 1 && self.delete_together(&names).await.is_ok() {
+            return names.iter().map(|_| Ok(())).collect();
+        }
+        let defaults = [DEFAULT_REVOCATION.to_owned()];
+        let mut outcomes = Vec::with_capacity(names.len());
+        for name in &names {
+            outcomes.push(self.delete_one(name, &defaults).await);
+        }
+        outcomes
+    }
+
+    /// [`DEFAULT_REVOCATION`] for all of `names` at once.
+    async fn delete_together(&self, names: &[String]) -> DbResult<()> {
+        let accounts = names
+            .iter()
+            .map(|name| render(DEFAULT_REVOCATION_ACCOUNT, &[("name", name)]))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.run_transaction(&[
+            format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {accounts}"),
+            format!("DROP USER {accounts}"),
+        ])
+        .await
+    }
+
     async fn user_exists(&self, username: &str) -> DbResult<Option<bool>> {
         let mut conn = self.conn().await?;
         // Needs SELECT on mysql.user; without it the answer is unknown, not an error.
@@ -209,6 +260,7 @@ impl DatabasePlugin for MySql {
         let connected = Arc::new(Connected {
             pool: Pool::new(MyConnector { opts }, settings),
             root_password: root_password.clone(),
+            revocations: Batcher::new(REVOCATION_BATCHES),
         });
         if req.verify_connection {
             let check = async {
@@ -313,24 +365,15 @@ impl DatabasePlugin for MySql {
 
     async fn delete_user(&self, req: DeleteUserRequest<'_>) -> DbResult<()> {
         let state = self.connected()?;
-        let defaults = [DEFAULT_REVOCATION.to_owned()];
-        let statements = if req.statements.is_empty() {
-            &defaults[..]
+        let result = if req.statements.is_empty() {
+            state
+                .revocations
+                .run(req.username.to_owned(), |names| state.delete_many(names))
+                .await
         } else {
-            req.statements
+            state.delete_one(req.username, req.statements).await
         };
-        let vars = [("name", req.username), ("username", req.username)];
-        let queries: Vec<String> = render_all(statements, Dialect::MySql, &vars);
-        // Revocation must be idempotent, and the statements fail on a user that is already
-        // gone. Asking first would cost every revocation a scan of `mysql.user` (a view over
-        // all accounts in MariaDB), so the question is asked only of a failure.
-        match state.run_transaction(&queries).await {
-            Ok(()) => Ok(()),
-            Err(DbError::Statement(_)) if state.user_exists(req.username).await? == Some(false) => {
-                Ok(())
-            }
-            Err(err) => Err(err.redact(&[&state.root_password])),
-        }
+        result.map_err(|err| err.redact(&[&state.root_password]))
     }
 
     async fn close(&self) {
@@ -515,6 +558,56 @@ fn connection_opts(config: &Map<String, Value>) -> DbResult<Opts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One statement pair drops every user of a batch; a batch naming a user that is gone
+    /// fails as a whole, and each of its users then goes on its own.
+    #[tokio::test]
+    async fn a_batch_drops_its_users_together_and_falls_back_one_by_one() {
+        use crate::testing::{TestDatabase, TestMySql, unique};
+        let db = TestMySql::start().await;
+        let plugin = MySql::new(Flavor::Current);
+        plugin
+            .initialize(InitializeRequest {
+                config: db.config(),
+                verify_connection: true,
+            })
+            .await
+            .unwrap();
+        let state = plugin.connected().unwrap();
+        let create = |names: &[String]| {
+            let state = Arc::clone(&state);
+            let names = names.to_vec();
+            async move {
+                for name in &names {
+                    state
+                        .run_transaction(&[
+                            format!("CREATE USER '{name}'@'%' IDENTIFIED BY 'Pw-1-batch'"),
+                            format!("GRANT SELECT ON mysql.user TO '{name}'@'%'"),
+                        ])
+                        .await
+                        .unwrap();
+                }
+            }
+        };
+        let together: Vec<String> = (0..4).map(|_| unique("v_my")).collect();
+        create(&together).await;
+        state.delete_together(&together).await.unwrap();
+        for name in &together {
+            assert!(!db.user_exists(name).await, "{name} is gone");
+        }
+
+        let mut mixed: Vec<String> = (0..3).map(|_| unique("v_my")).collect();
+        create(&mixed).await;
+        mixed.insert(1, unique("v_gone"));
+        assert!(state.delete_together(&mixed).await.is_err());
+        let outcomes = state.delete_many(mixed.clone()).await;
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        for name in &mixed {
+            assert!(!db.user_exists(name).await, "{name} is gone");
+        }
+        plugin.close().await;
+        db.teardown().await;
+    }
 
     #[test]
     fn parses_vaults_dsn_forms() {

@@ -5,7 +5,7 @@ use std::{
     str::FromStr,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -22,6 +22,7 @@ use super::{
     setting,
 };
 use crate::{
+    batch::{Batcher, REVOCATION_BATCHES},
     pool::{Connector, Pool, Pooled},
     statements::{Dialect, render, render_all},
     tls::{TlsSettings, Verify, client_config},
@@ -92,6 +93,13 @@ struct Connected {
     /// `CREATE ROLE` before the grant, `IN ROLE` grants, dropping a user that holds nothing)
     /// still run in parallel.
     catalog_wide: CatalogLock,
+    /// Default revocations waiting for, or running in, one batch (see [`crate::batch`]).
+    revocations: Batcher<String>,
+    /// Whether the last default revocation found nothing depending on its roles. While it
+    /// does, the next one tries `DROP ROLE` before looking anything up: one round trip
+    /// instead of two for members of group roles, at the cost of a failed statement when a
+    /// role holding grants comes after such members.
+    plain_drops: AtomicBool,
 }
 
 /// The lock behind [`Connected::catalog_wide`], which hands itself over: a holder that lets go
@@ -278,6 +286,50 @@ pub const REVOCATION_LOOKUP: &str = "SELECT current_database()::text, r.oid IS N
          AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
      FROM (VALUES (1)) AS one LEFT JOIN pg_roles r ON r.rolname = $1";
 
+/// [`REVOCATION_LOOKUP`] for several roles in one query: a row per name of the `$1` array, in
+/// its order, each with the name first.
+const BATCH_REVOCATION_LOOKUP: &str = "SELECT current_database()::text, r.oid IS NOT NULL, \
+     EXISTS (SELECT 1 FROM pg_shdepend d \
+         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid), \
+     ARRAY(SELECT DISTINCT n.nspname::text FROM pg_shdepend d \
+         JOIN pg_class c ON c.oid = d.objid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
+         AND d.deptype = 'a' AND d.refobjid = r.oid \
+         AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
+     FROM unnest($1::text[]) WITH ORDINALITY AS wanted(name, position) \
+     LEFT JOIN pg_roles r ON r.rolname = wanted.name ORDER BY wanted.position";
+
+/// The statements that take everything away from `roles` (one quoted name, or several
+/// separated by commas: every statement takes a list) short of dropping them: privileges in
+/// `schemas` and `public`, the database's `CONNECT`, then owned objects (handed to the
+/// connecting user) and whatever privileges and default privileges remain.
+fn revocation_steps(roles: &str, schemas: &[String], database: &str) -> Vec<String> {
+    let mut steps = Vec::new();
+    for schema in schemas {
+        let schema = quote_ident(schema);
+        steps.push(format!(
+            "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {schema} FROM {roles}"
+        ));
+        steps.push(format!("REVOKE USAGE ON SCHEMA {schema} FROM {roles}"));
+    }
+    steps.push(format!(
+        "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {roles}"
+    ));
+    steps.push(format!(
+        "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {roles}"
+    ));
+    steps.push(format!("REVOKE USAGE ON SCHEMA public FROM {roles}"));
+    steps.push(format!(
+        "REVOKE CONNECT ON DATABASE {} FROM {roles}",
+        quote_ident(database)
+    ));
+    // Objects the users created survive them, owned by the connecting user.
+    steps.push(format!("REASSIGN OWNED BY {roles} TO CURRENT_USER"));
+    steps.push(format!("DROP OWNED BY {roles}"));
+    steps
+}
+
 /// The answer to [`REVOCATION_LOOKUP`].
 struct RoleDependencies {
     database: String,
@@ -311,11 +363,22 @@ impl Connected {
         Ok(row.get(0))
     }
 
-    /// Revokes what the role holds, hands its objects to the connecting user, and drops it.
-    /// Each step is attempted even if an earlier one failed, to take away as much access as
-    /// possible; only the final `DROP ROLE` decides the outcome.
+    /// Revokes what the role holds, hands its objects to the connecting user, and drops it:
+    /// just `DROP ROLE` while [`Connected::plain_drops`] says so, else (or if that fails) a
+    /// lookup of what depends on the role first. Each step is attempted even if an earlier one
+    /// failed, to take away as much access as possible; only the final `DROP ROLE` decides the
+    /// outcome.
     async fn default_delete(&self, username: &str) -> DbResult<()> {
         let conn = self.conn().await?;
+        let role = quote_ident(username);
+        let drop_role = format!("DROP ROLE IF EXISTS {role}");
+        if self.plain_drops.load(Ordering::Relaxed) {
+            match conn.client.batch_execute(&drop_role).await {
+                Ok(()) => return Ok(()),
+                Err(err) if err.as_db_error().is_none() => return Err(classify(err)),
+                Err(_) => self.plain_drops.store(false, Ordering::Relaxed),
+            }
+        }
         let row = conn
             .client
             .query_typed_one(REVOCATION_LOOKUP, &[(&username, Type::TEXT)])
@@ -330,43 +393,20 @@ impl Connected {
         if !role_deps.exists {
             return Ok(());
         }
-        let role = quote_ident(username);
-        let drop_role = format!("DROP ROLE IF EXISTS {role}");
         // A role that holds no privilege and owns nothing (a member of a group role, say) is
         // simply dropped: every `REVOKE … ON ALL TABLES` would rewrite each table's catalog row
         // to change nothing, and would have to wait its turn with the others. If
         // something came to depend on the role since the lookup, the drop fails and the full
         // revocation below runs.
         if !role_deps.has_dependencies {
+            self.plain_drops.store(true, Ordering::Relaxed);
             match conn.client.batch_execute(&drop_role).await {
                 Ok(()) => return Ok(()),
                 Err(err) if err.as_db_error().is_none() => return Err(classify(err)),
                 Err(_) => {}
             }
         }
-        let mut steps = Vec::new();
-        for schema in &role_deps.privileged_schemas {
-            let schema = quote_ident(schema);
-            steps.push(format!(
-                "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {schema} FROM {role}"
-            ));
-            steps.push(format!("REVOKE USAGE ON SCHEMA {schema} FROM {role}"));
-        }
-        steps.push(format!(
-            "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {role}"
-        ));
-        steps.push(format!(
-            "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {role}"
-        ));
-        steps.push(format!("REVOKE USAGE ON SCHEMA public FROM {role}"));
-        steps.push(format!(
-            "REVOKE CONNECT ON DATABASE {} FROM {role}",
-            quote_ident(&role_deps.database)
-        ));
-        // Objects the user created survive it, owned by the connecting user; then every
-        // remaining privilege and default privilege is dropped.
-        steps.push(format!("REASSIGN OWNED BY {role} TO CURRENT_USER"));
-        steps.push(format!("DROP OWNED BY {role}"));
+        let steps = revocation_steps(&role, &role_deps.privileged_schemas, &role_deps.database);
         // All of it in one transaction first: one round trip and one commit (one WAL flush)
         // instead of one per statement. Such a transaction rewrites the catalog rows of every
         // table, the schema and the database, and concurrent ones deadlock over them, so they
@@ -418,6 +458,139 @@ impl Connected {
                     )),
                     None => err,
                 })
+            }
+        }
+    }
+
+    /// [`Connected::default_delete`], batched with the default revocations that arrive while
+    /// one runs (see [`crate::batch`]).
+    async fn default_delete_batched(&self, username: &str) -> DbResult<()> {
+        self.revocations
+            .run(username.to_owned(), |names| self.delete_many(names))
+            .await
+    }
+
+    /// Default revocation of several roles with a statement for all of them where one
+    /// statement can do it: one `DROP ROLE` of them all while [`Connected::plain_drops`] says
+    /// so; else, or if that fails, a lookup of them all, one `DROP ROLE` for those that nothing
+    /// depends on and one transaction for the others. Whatever that does not settle (a failed
+    /// statement fails all the roles in it) goes through [`Connected::default_delete`] one role
+    /// at a time, so a role that cannot be dropped keeps none of the others from going.
+    async fn delete_many(&self, names: Vec<String>) -> Vec<DbResult<()>> {
+        if let [name] = names.as_slice() {
+            return vec![self.default_delete(name).await];
+        }
+        let mut settled = vec![false; names.len()];
+        if let Ok(conn) = self.conn().await {
+            self.delete_together(&conn, &names, &mut settled).await;
+        }
+        let mut outcomes = Vec::with_capacity(names.len());
+        for (name, done) in names.iter().zip(settled) {
+            outcomes.push(if done {
+                Ok(())
+            } else {
+                self.default_delete(name).await
+            });
+        }
+        outcomes
+    }
+
+    /// The batched part of [`Connected::delete_many`]: marks the roles it dropped, or found
+    /// gone, in `settled`.
+    async fn delete_together(
+        &self,
+        conn: &Pooled<PgConnector>,
+        names: &[String],
+        settled: &mut [bool],
+    ) {
+        let quoted = |indexes: &mut dyn Iterator<Item = usize>| {
+            indexes
+                .map(|index| quote_ident(&names[index]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if self.plain_drops.load(Ordering::Relaxed) {
+            let all = quoted(&mut (0..names.len()));
+            match conn
+                .client
+                .batch_execute(&format!("DROP ROLE IF EXISTS {all}"))
+                .await
+            {
+                Ok(()) => {
+                    settled.fill(true);
+                    return;
+                }
+                Err(err) if err.as_db_error().is_none() => return,
+                Err(_) => self.plain_drops.store(false, Ordering::Relaxed),
+            }
+        }
+        let Ok(rows) = conn
+            .client
+            .query_typed(BATCH_REVOCATION_LOOKUP, &[(&names, Type::TEXT_ARRAY)])
+            .await
+        else {
+            return;
+        };
+        if rows.len() != names.len() {
+            return;
+        }
+        let mut database = String::new();
+        let (mut simple, mut dependent) = (Vec::new(), Vec::new());
+        let mut schemas: Vec<String> = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            database = row.get(0);
+            let (exists, has_dependencies): (bool, bool) = (row.get(1), row.get(2));
+            if !exists {
+                settled[index] = true;
+            } else if !has_dependencies {
+                simple.push(index);
+            } else {
+                dependent.push(index);
+                for schema in row.get::<_, Vec<String>>(3) {
+                    if !schemas.contains(&schema) {
+                        schemas.push(schema);
+                    }
+                }
+            }
+        }
+        if dependent.is_empty() {
+            self.plain_drops.store(true, Ordering::Relaxed);
+        }
+        if !simple.is_empty()
+            && conn
+                .client
+                .batch_execute(&format!(
+                    "DROP ROLE IF EXISTS {}",
+                    quoted(&mut simple.iter().copied())
+                ))
+                .await
+                .is_ok()
+        {
+            for index in simple {
+                settled[index] = true;
+            }
+        }
+        if dependent.is_empty() {
+            return;
+        }
+        let roles = quoted(&mut dependent.iter().copied());
+        let steps = revocation_steps(&roles, &schemas, &database);
+        let script = format!(
+            "BEGIN; {}; DROP ROLE IF EXISTS {roles}; COMMIT",
+            steps.join("; ")
+        );
+        let whole = self.catalog_wide.lock().await;
+        match conn.client.batch_execute(&script).await {
+            Ok(()) => {
+                for index in dependent {
+                    settled[index] = true;
+                }
+                whole.hand_over().await;
+            }
+            Err(_) => {
+                // A broken connection is discarded by the pool's check; either way the roles
+                // go one at a time after this.
+                let _ = conn.client.batch_execute("ROLLBACK").await;
             }
         }
     }
@@ -578,7 +751,7 @@ impl DatabasePlugin for Postgres {
     async fn delete_user(&self, req: DeleteUserRequest<'_>) -> DbResult<()> {
         let state = self.connected()?;
         let result = if req.statements.is_empty() {
-            state.default_delete(req.username).await
+            state.default_delete_batched(req.username).await
         } else if !state.role_exists(req.username).await? {
             // Revocation must be idempotent; custom statements often are not.
             Ok(())
@@ -833,6 +1006,8 @@ async fn connect_settings(config: &Map<String, Value>) -> DbResult<Connected> {
         password_auth,
         root_password: password,
         catalog_wide: CatalogLock::default(),
+        revocations: Batcher::new(REVOCATION_BATCHES),
+        plain_drops: AtomicBool::new(true),
     })
 }
 
@@ -903,6 +1078,96 @@ mod tests {
     }
 
     use super::*;
+
+    /// One batch drops group members, users holding grants and a user owning a table, and
+    /// takes a name that is already gone as done, all without the one-role fallback.
+    #[tokio::test]
+    async fn one_batch_drops_members_grant_holders_and_owners_together() {
+        use crate::testing::{TestDatabase, TestPostgres, unique};
+        let db = TestPostgres::start().await;
+        let group = unique("mayfly_g");
+        let members: Vec<String> = (0..3).map(|_| unique("v_member")).collect();
+        let holders: Vec<String> = (0..3).map(|_| unique("v_holder")).collect();
+        let owner = unique("v_owner");
+        let mut setup = format!(
+            "CREATE ROLE {group} NOLOGIN; GRANT SELECT ON t0 TO {group}; \
+             GRANT CREATE ON SCHEMA public TO PUBLIC; CREATE ROLE {owner} LOGIN; \
+             SET ROLE {owner}; CREATE TABLE owned_by_{owner} (x int); RESET ROLE;"
+        );
+        for member in &members {
+            setup.push_str(&format!("CREATE ROLE {member} LOGIN IN ROLE {group};"));
+        }
+        for holder in &holders {
+            setup.push_str(&format!(
+                "CREATE ROLE {holder} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public \
+                 TO {holder}; GRANT USAGE ON SCHEMA public TO {holder};"
+            ));
+        }
+        db.client.batch_execute(&setup).await.unwrap();
+
+        let plugin = Postgres::new();
+        plugin
+            .initialize(InitializeRequest {
+                config: db.config(),
+                verify_connection: true,
+            })
+            .await
+            .unwrap();
+        let state = plugin.connected().unwrap();
+        let mut names: Vec<String> = members.iter().chain(&holders).cloned().collect();
+        names.push(owner.clone());
+        names.push(unique("v_gone"));
+        let mut settled = vec![false; names.len()];
+        {
+            let conn = state.conn().await.unwrap();
+            state.delete_together(&conn, &names, &mut settled).await;
+        }
+        assert!(settled.iter().all(|done| *done), "{names:?}: {settled:?}");
+        for name in &names {
+            assert!(!db.user_exists(name).await, "{name} is gone");
+        }
+        let table_owner: String = db
+            .scalar(&format!(
+                "SELECT tableowner::text FROM pg_tables WHERE tablename = 'owned_by_{owner}'"
+            ))
+            .await;
+        assert_eq!(table_owner, "postgres");
+        let group_reads: bool = db
+            .scalar(&format!(
+                "SELECT has_table_privilege('{group}', 't0', 'SELECT')"
+            ))
+            .await;
+        assert!(group_reads, "the group keeps its grant");
+
+        // Roles holding grants were in that batch: the next one looks before dropping, and
+        // finding only members, lets the one after drop at once.
+        assert!(!state.plain_drops.load(Ordering::Relaxed));
+        for expect_plain_after in [true, true] {
+            let members: Vec<String> = (0..3).map(|_| unique("v_member")).collect();
+            let create: String = members
+                .iter()
+                .map(|member| format!("CREATE ROLE {member} LOGIN IN ROLE {group};"))
+                .collect();
+            db.client.batch_execute(&create).await.unwrap();
+            let mut settled = vec![false; members.len()];
+            let conn = state.conn().await.unwrap();
+            state.delete_together(&conn, &members, &mut settled).await;
+            assert!(settled.iter().all(|done| *done), "{members:?}: {settled:?}");
+            for member in &members {
+                assert!(!db.user_exists(member).await, "{member} is gone");
+            }
+            assert_eq!(
+                state.plain_drops.load(Ordering::Relaxed),
+                expect_plain_after
+            );
+        }
+        plugin.close().await;
+        db.client
+            .batch_execute(&format!("DROP OWNED BY {group}; DROP ROLE {group}"))
+            .await
+            .unwrap();
+        db.teardown().await;
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_released_catalog_lock_goes_to_its_waiter_first() {
