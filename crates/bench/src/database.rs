@@ -1353,6 +1353,40 @@ pub struct Versions {
     pub openbao_storage: Option<String>,
 }
 
+/// How long the cheapest request takes a server, answered over one of the suite's own
+/// connections: what any request costs before the server does anything for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Floor {
+    pub kind: DbKind,
+    pub form: Form,
+    pub via: Via,
+    /// `GET sys/health`, one client, median.
+    pub p50_us: f64,
+}
+
+/// Requests timed by [`http_floor`], after as many unmeasured ones.
+const FLOOR_REQUESTS: usize = 2000;
+
+/// Times [`FLOOR_REQUESTS`] `GET sys/health` round trips, one at a time over one connection.
+async fn http_floor(base: &str) -> Result<f64, String> {
+    let mut conn = HttpConn::connect(base).await?;
+    let mut micros = Vec::with_capacity(FLOOR_REQUESTS);
+    for round in 0..2 * FLOOR_REQUESTS {
+        let started = Instant::now();
+        let (status, body) = conn.send(Method::GET, "sys/health", "", None).await?;
+        if !status.is_success() {
+            return Err(format!(
+                "GET sys/health: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        if round >= FLOOR_REQUESTS {
+            micros.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+        }
+    }
+    Ok(Latency::from_micros(micros).p50 * 1000.0)
+}
+
 /// Runs every level of one database and form: raw SQL, then Mayfly, then OpenBao, each server
 /// started fresh for it and stopped after.
 async fn run_block(
@@ -1362,6 +1396,7 @@ async fn run_block(
     form: Form,
     versions: &mut Versions,
     levels: &mut Vec<Level>,
+    floors: &mut Vec<Floor>,
 ) -> Result<(), String> {
     let opts = &args.database;
     let names = fixtures.names.clone();
@@ -1393,6 +1428,12 @@ async fn run_block(
         let outcome = async {
             let (process, target, _) = crate::start_fresh(&server, connections).await?;
             configure(&target, kind, form, &names, connections).await?;
+            floors.push(Floor {
+                kind,
+                form,
+                via,
+                p50_us: http_floor(&target.base).await?,
+            });
             let ctx = Ctx::new(kind, form, &names, target.token.clone());
             for &clients in &opts.clients {
                 let mut raw_conns = open_raw(kind, &names, clients).await?;
@@ -1470,11 +1511,21 @@ pub async fn run(args: &Args, command: String, machine: Machine) -> Result<(), S
     );
     let mut versions = Versions::default();
     let mut levels = Vec::new();
+    let mut floors = Vec::new();
     let outcome = async {
         fixtures.create(&opts.kinds).await?;
         for &kind in &opts.kinds {
             for &form in &opts.forms {
-                run_block(args, &mut fixtures, kind, form, &mut versions, &mut levels).await?;
+                run_block(
+                    args,
+                    &mut fixtures,
+                    kind,
+                    form,
+                    &mut versions,
+                    &mut levels,
+                    &mut floors,
+                )
+                .await?;
             }
         }
         Ok::<(), String>(())
@@ -1492,6 +1543,7 @@ pub async fn run(args: &Args, command: String, machine: Machine) -> Result<(), S
         args.duration.as_secs_f64(),
         versions,
         levels,
+        floors,
     );
     print!("{}", report.markdown());
     if let Some(path) = &args.json_out {
@@ -1642,6 +1694,7 @@ pub struct DbReport {
     pub duration_secs: f64,
     pub versions: Versions,
     pub levels: Vec<Level>,
+    pub floors: Vec<Floor>,
     pub rows: Vec<Row>,
     pub goals_met: usize,
     pub goals: usize,
@@ -1654,6 +1707,7 @@ impl DbReport {
         duration_secs: f64,
         versions: Versions,
         levels: Vec<Level>,
+        floors: Vec<Floor>,
     ) -> DbReport {
         let rows = rows(&levels);
         let goals = rows.iter().filter(|r| r.goal_met.is_some()).count();
@@ -1664,10 +1718,41 @@ impl DbReport {
             duration_secs,
             versions,
             levels,
+            floors,
             rows,
             goals_met,
             goals,
         }
+    }
+
+    /// At one client an operation takes the raw path's time plus at least one HTTP round
+    /// trip, so no server can beat raw time / (raw time + round trip), whatever it does.
+    fn one_client_ceiling(&self, floor: &Floor) -> String {
+        let raw = self.levels.iter().find(|l| {
+            l.kind == floor.kind
+                && l.form == floor.form
+                && l.via == Via::Raw
+                && l.beside == Some(floor.via)
+                && l.clients == 1
+        });
+        let ceiling = |phase: &Phase| {
+            let raw_us = phase.latency_ms.p50 * 1000.0;
+            if raw_us > 0.0 {
+                format!("{:.2}×", raw_us / (raw_us + floor.p50_us))
+            } else {
+                "–".to_owned()
+            }
+        };
+        let (creds, revokes) = raw.map_or(("–".to_owned(), "–".to_owned()), |l| {
+            (ceiling(&l.creds), ceiling(&l.revokes))
+        });
+        format!(
+            "{}'s floor: a `GET sys/health` round trip takes {:.0} µs (p50, one connection), so \
+             at one client no server answering over HTTP could reach more than {creds} of raw \
+             SQL's creds/s or {revokes} of its revokes/s here (raw p50 / (raw p50 + round trip)).",
+            floor.via.label(),
+            floor.p50_us
+        )
     }
 
     pub fn markdown(&self) -> String {
@@ -1769,6 +1854,13 @@ impl DbReport {
                     );
                 }
                 out.push('\n');
+            }
+            for floor in self
+                .floors
+                .iter()
+                .filter(|f| f.kind == kind && f.form == form)
+            {
+                let _ = writeln!(out, "{}\n", self.one_client_ceiling(floor));
             }
         }
 
@@ -1935,7 +2027,7 @@ mod tests {
         // OpenBao's raw turns ran at half speed: its ratio to raw shows it, the direct
         // comparison does not hide it.
         let (mayfly, openbao) = (Some(Via::Mayfly), Some(Via::OpenBao));
-        let levels = [
+        let mut levels = [
             level(Via::Raw, mayfly, 1, 100.0, 200.0, 0),
             level(Via::Mayfly, None, 1, 95.0, 150.0, 0),
             level(Via::Raw, mayfly, 4, 300.0, 400.0, 0),
@@ -1966,14 +2058,30 @@ mod tests {
         assert_eq!(find(Op::Revokes, 4).openbao_errors, Some(3));
         assert_eq!(rows[0].op, Op::Creds, "creds rows come first");
 
+        levels[0].creds.latency_ms.p50 = 0.9;
+        levels[0].revokes.latency_ms.p50 = 0.1;
+        let floor = Floor {
+            kind: DbKind::Postgres,
+            form: Form::Grant,
+            via: Via::Mayfly,
+            p50_us: 100.0,
+        };
         let report = DbReport::new(
             "bench".into(),
             Machine::detect(std::path::Path::new("/")),
             10.0,
             Versions::default(),
             levels.to_vec(),
+            vec![floor],
         );
         assert_eq!((report.goals_met, report.goals), (2, 4));
+        let ceiling = report.markdown();
+        assert!(
+            ceiling.contains("takes 100 µs")
+                && ceiling
+                    .contains("more than 0.90× of raw SQL's creds/s or 0.50× of its revokes/s"),
+            "{ceiling}"
+        );
         let text = report.markdown();
         assert!(
             text.contains("| 1 | 100 | 95 | 0.95× | 50 | 40 | 0.80× | 2.38× | 0 / 0 / 0 | met |"),
