@@ -834,27 +834,7 @@ async fn pg_revoke(
             Err(_) => {}
         }
     }
-    let mut steps = Vec::new();
-    for schema in &schemas {
-        let schema = quote_ident(schema);
-        steps.push(format!(
-            "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {schema} FROM {role}"
-        ));
-        steps.push(format!("REVOKE USAGE ON SCHEMA {schema} FROM {role}"));
-    }
-    steps.push(format!(
-        "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM {role}"
-    ));
-    steps.push(format!(
-        "REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM {role}"
-    ));
-    steps.push(format!("REVOKE USAGE ON SCHEMA public FROM {role}"));
-    steps.push(format!(
-        "REVOKE CONNECT ON DATABASE {} FROM {role}",
-        quote_ident(&database)
-    ));
-    steps.push(format!("REASSIGN OWNED BY {role} TO CURRENT_USER"));
-    steps.push(format!("DROP OWNED BY {role}"));
+    let steps = mayfly_database::plugin::postgres_revocation_steps(&role, &schemas, &database);
     let script = format!("BEGIN; {}; {drop_role}; COMMIT", steps.join("; "));
     let _whole = one_at_a_time.lock().await;
     match client.batch_execute(&script).await {

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 pub use self::{
     mysql::{Flavor as MySqlFlavor, MySql},
     postgres::{
-        Postgres, REVOCATION_LOOKUP as POSTGRES_REVOCATION_LOOKUP, scram_matches,
-        scram_sha256_verifier,
+        Postgres, REVOCATION_LOOKUP as POSTGRES_REVOCATION_LOOKUP,
+        revocation_steps as postgres_revocation_steps, scram_matches, scram_sha256_verifier,
     },
     redis::Redis,
 };

@@ -682,12 +682,10 @@ fn connection_opts(config: &Map<String, Value>) -> DbResult<Opts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{TestDatabase, TestMySql, unique};
 
-    /// A batch of creations goes in one round trip; a failing user in its middle fails alone,
-    /// rolled back, and the users after it are still created.
-    #[tokio::test]
-    async fn a_batch_creates_its_users_and_a_failure_stays_with_its_user() {
-        use crate::testing::{TestDatabase, TestMySql, unique};
+    /// A test server, and the plugin connected to it.
+    async fn initialized() -> (TestMySql, MySql, Arc<Connected>) {
         let db = TestMySql::start().await;
         let plugin = MySql::new(Flavor::Current);
         plugin
@@ -698,6 +696,14 @@ mod tests {
             .await
             .unwrap();
         let state = plugin.connected().unwrap();
+        (db, plugin, state)
+    }
+
+    /// A batch of creations goes in one round trip; a failing user in its middle fails alone,
+    /// rolled back, and the users after it are still created.
+    #[tokio::test]
+    async fn a_batch_creates_its_users_and_a_failure_stays_with_its_user() {
+        let (db, plugin, state) = initialized().await;
         let creation = |name: &str, password: &str, statements: &[String]| {
             let vars = [("name", name), ("password", password)];
             Creation {
@@ -748,17 +754,7 @@ mod tests {
     /// fails as a whole, and each of its users then goes on its own.
     #[tokio::test]
     async fn a_batch_drops_its_users_together_and_falls_back_one_by_one() {
-        use crate::testing::{TestDatabase, TestMySql, unique};
-        let db = TestMySql::start().await;
-        let plugin = MySql::new(Flavor::Current);
-        plugin
-            .initialize(InitializeRequest {
-                config: db.config(),
-                verify_connection: true,
-            })
-            .await
-            .unwrap();
-        let state = plugin.connected().unwrap();
+        let (db, plugin, state) = initialized().await;
         let create = |names: &[String]| {
             let state = Arc::clone(&state);
             let names = names.to_vec();

@@ -268,6 +268,21 @@ async fn run_gated_transaction(
     result
 }
 
+/// The columns of the revocation lookups below, about a role `r` (NULL if it does not exist).
+macro_rules! revocation_lookup_columns {
+    () => {
+        "SELECT current_database()::text, r.oid IS NOT NULL, \
+         EXISTS (SELECT 1 FROM pg_shdepend d \
+             WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid), \
+         ARRAY(SELECT DISTINCT n.nspname::text FROM pg_shdepend d \
+             JOIN pg_class c ON c.oid = d.objid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
+             AND d.deptype = 'a' AND d.refobjid = r.oid \
+             AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) "
+    };
+}
+
 /// What a revocation needs to know about a role, in one round trip: the connected database,
 /// whether the role exists, whether anything depends on it (privileges, owned objects, default
 /// privileges, in any database), and the schemas in this database holding objects it has
@@ -275,36 +290,24 @@ async fn run_gated_transaction(
 /// from `information_schema.role_column_grants` as in Vault's plugin, a view that expands the
 /// privileges of every role on every column and takes tens of milliseconds once hundreds of
 /// roles hold grants.
-pub const REVOCATION_LOOKUP: &str = "SELECT current_database()::text, r.oid IS NOT NULL, \
-     EXISTS (SELECT 1 FROM pg_shdepend d \
-         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid), \
-     ARRAY(SELECT DISTINCT n.nspname::text FROM pg_shdepend d \
-         JOIN pg_class c ON c.oid = d.objid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
-         AND d.deptype = 'a' AND d.refobjid = r.oid \
-         AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
-     FROM (VALUES (1)) AS one LEFT JOIN pg_roles r ON r.rolname = $1";
+pub const REVOCATION_LOOKUP: &str = concat!(
+    revocation_lookup_columns!(),
+    "FROM (VALUES (1)) AS one LEFT JOIN pg_roles r ON r.rolname = $1"
+);
 
 /// [`REVOCATION_LOOKUP`] for several roles in one query: a row per name of the `$1` array, in
-/// its order, each with the name first.
-const BATCH_REVOCATION_LOOKUP: &str = "SELECT current_database()::text, r.oid IS NOT NULL, \
-     EXISTS (SELECT 1 FROM pg_shdepend d \
-         WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = r.oid), \
-     ARRAY(SELECT DISTINCT n.nspname::text FROM pg_shdepend d \
-         JOIN pg_class c ON c.oid = d.objid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass \
-         AND d.deptype = 'a' AND d.refobjid = r.oid \
-         AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
-     FROM unnest($1::text[]) WITH ORDINALITY AS wanted(name, position) \
-     LEFT JOIN pg_roles r ON r.rolname = wanted.name ORDER BY wanted.position";
+/// its order.
+const BATCH_REVOCATION_LOOKUP: &str = concat!(
+    revocation_lookup_columns!(),
+    "FROM unnest($1::text[]) WITH ORDINALITY AS wanted(name, position) \
+     LEFT JOIN pg_roles r ON r.rolname = wanted.name ORDER BY wanted.position"
+);
 
 /// The statements that take everything away from `roles` (one quoted name, or several
 /// separated by commas: every statement takes a list) short of dropping them: privileges in
 /// `schemas` and `public`, the database's `CONNECT`, then owned objects (handed to the
 /// connecting user) and whatever privileges and default privileges remain.
-fn revocation_steps(roles: &str, schemas: &[String], database: &str) -> Vec<String> {
+pub fn revocation_steps(roles: &str, schemas: &[String], database: &str) -> Vec<String> {
     let mut steps = Vec::new();
     for schema in schemas {
         let schema = quote_ident(schema);
