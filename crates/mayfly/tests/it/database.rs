@@ -372,6 +372,89 @@ async fn mysql_credentials_log_in_and_failed_creations_leave_nothing() {
     .await;
 }
 
+/// Creations and revocations that arrive together go to MariaDB in batches: every client gets
+/// its own outcome, a failing role's creations fail alone and leave nothing, and revoking all
+/// at once leaves no user.
+#[tokio::test]
+async fn mysql_credentials_issued_and_revoked_sixteen_at_a_time() {
+    with_db(TestMySql::start().await, |db| async move {
+        let (server, token, _) = server_with_engine(json!({})).await;
+        let role = unique("app").replace('_', "-");
+        ok(
+            &server,
+            "POST",
+            "database/config/my",
+            &token,
+            json!({"plugin_name": "mysql-database-plugin", "connection_url": db.connection_url(),
+                   "username": db.admin_user, "password": db.admin_password,
+                   "allowed_roles": "app-*", "username_template": "{{.RoleName}}-{{random 8}}"}),
+        )
+        .await;
+        let failing = format!("{role}-f");
+        for (name, grant) in [(&role, "mysql.user"), (&failing, "nope.nope")] {
+            ok(
+                &server,
+                "POST",
+                &format!("database/roles/{name}"),
+                &token,
+                json!({"db_name": "my",
+                       "creation_statements": format!("CREATE USER '{{{{name}}}}'@'%' IDENTIFIED BY '{{{{password}}}}'; GRANT SELECT ON {grant} TO '{{{{name}}}}'@'%';"),
+                       "rollback_statements": "DROP USER IF EXISTS '{{name}}'@'%';"}),
+            )
+            .await;
+        }
+        // Every fourth request asks for the failing role.
+        let paths: Vec<String> = (0..16)
+            .map(|n| {
+                let name = if n % 4 == 3 { &failing } else { &role };
+                format!("database/creds/{name}")
+            })
+            .collect();
+        let answers = mayfly_database::testing::join_all(
+            paths.iter().map(|path| server.get(path, Some(&token))).collect(),
+        )
+        .await;
+        let mut issued = Vec::new();
+        for (path, answer) in paths.iter().zip(&answers) {
+            if path.ends_with("-f") {
+                assert_eq!(answer.status, 500, "{path}: {}", answer.body);
+                continue;
+            }
+            assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+            let body = answer.json();
+            let username = body["data"]["username"].as_str().unwrap().to_owned();
+            let password = body["data"]["password"].as_str().unwrap().to_owned();
+            assert!(db.login(&username, &password).await, "{username} logs in");
+            issued.push((username, body["lease_id"].as_str().unwrap().to_owned()));
+        }
+        assert_eq!(issued.len(), 12);
+        assert_eq!(
+            db.users_like(&failing).await,
+            Vec::<String>::new(),
+            "failed creations leave nothing behind"
+        );
+        assert_eq!(db.users_like(&role).await.len(), 12);
+
+        let bodies: Vec<Value> = issued
+            .iter()
+            .map(|(_, lease)| json!({"lease_id": lease}))
+            .collect();
+        let revoked = mayfly_database::testing::join_all(
+            bodies
+                .iter()
+                .map(|body| server.request("PUT", "sys/leases/revoke", Some(&token), Some(body)))
+                .collect(),
+        )
+        .await;
+        for ((username, _), answer) in issued.iter().zip(&revoked) {
+            assert_eq!(answer.status, 204, "{username}: {}", answer.body);
+            assert!(!db.login(username, "any").await);
+        }
+        assert_eq!(db.users_like(&role).await, Vec::<String>::new(), "no user is left");
+    })
+    .await;
+}
+
 async fn mysql_root(db: &TestMySql) -> mysql_async::Conn {
     mysql_async::Conn::new(
         mysql_async::OptsBuilder::default()
