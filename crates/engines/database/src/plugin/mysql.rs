@@ -31,6 +31,8 @@ const LEGACY_USERNAME_TEMPLATE: &str =
     r#"{{ printf "v-%s-%s-%s" (.RoleName | truncate 4) (random 20) | truncate 16 }}"#;
 const DEFAULT_REVOCATION: &str =
     "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{{name}}'@'%'; DROP USER '{{name}}'@'%'";
+/// What a creation batch selects, with a user's position, once that user's statements ran.
+const BATCH_MARKER: &str = "mayfly-batch-created";
 /// One account in [`DEFAULT_REVOCATION`]'s statements, which take lists of them.
 const DEFAULT_REVOCATION_ACCOUNT: &str = "'{{name}}'@'%'";
 const DEFAULT_CHANGE_PASSWORD: &str = "ALTER USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';";
@@ -229,7 +231,7 @@ impl Connected {
     }
 
     /// Creates several users in one round trip: each user's statements in a transaction of
-    /// its own, followed by a `SELECT` of its position, all sent as one multi-statement query,
+    /// its own, followed by a `SELECT` of [`BATCH_MARKER`] and its position, all sent as one multi-statement query,
     /// once every user's intent gate has opened. The positions read back say how far the
     /// server got: the users before a failure are created, the one at it fails (and is rolled
     /// back), and those after it are created one by one.
@@ -252,7 +254,7 @@ impl Connected {
                 script.push_str(query);
                 script.push(';');
             }
-            script.push_str(&format!("COMMIT;SELECT {position};"));
+            script.push_str(&format!("COMMIT;SELECT '{BATCH_MARKER}', {position};"));
         }
         let mut completed = 0;
         let mut failure = None;
@@ -262,9 +264,17 @@ impl Connected {
                 let run = async {
                     let mut result = conn.query_iter(script.as_str()).await?;
                     loop {
-                        let rows: Vec<u64> = result.collect().await?;
-                        if let Some(position) = rows.first() {
-                            completed = usize::try_from(*position).unwrap_or(usize::MAX) + 1;
+                        // A creation statement may return rows of its own (a `SELECT`): only
+                        // the marker's rows count, and no row's shape can make this fail.
+                        let rows: Vec<mysql_async::Row> = result.collect().await?;
+                        for row in rows {
+                            if let (Some(Ok(marker)), Some(Ok(position))) =
+                                (row.get_opt::<String, _>(0), row.get_opt::<u64, _>(1))
+                                && marker == BATCH_MARKER
+                                && row.len() == 2
+                            {
+                                completed = usize::try_from(position).unwrap_or(usize::MAX) + 1;
+                            }
                         }
                         if result.is_empty() {
                             return Ok(());
@@ -713,7 +723,9 @@ mod tests {
                 secrets: [password.to_owned(), "root-unused".to_owned()],
             }
         };
-        let good = db.creation_statements();
+        // Statements that return rows of their own do not confuse the batch's bookkeeping.
+        let mut good = db.creation_statements();
+        good.push("SELECT 7; SELECT 'text', 2, 3".to_owned());
         let failing = db.failing_creation_statements();
         let names: Vec<String> = (0..4).map(|_| unique("v_mk")).collect();
         let passwords: Vec<String> = (0..4).map(|n| format!("Pw-{n}-batch-xyz")).collect();
