@@ -390,7 +390,9 @@ async fn mysql_credentials_issued_and_revoked_sixteen_at_a_time() {
                    "allowed_roles": "app-*", "username_template": "{{.RoleName}}-{{random 8}}"}),
         )
         .await;
-        let failing = format!("{role}-f");
+        // Usernames are `<role>-<random>`: neither role's users can match the other's prefix.
+        let failing = format!("{role}x");
+        let (good_users, failing_users) = (format!("{role}-"), format!("{failing}-"));
         for (name, grant) in [(&role, "mysql.user"), (&failing, "nope.nope")] {
             ok(
                 &server,
@@ -416,7 +418,7 @@ async fn mysql_credentials_issued_and_revoked_sixteen_at_a_time() {
         .await;
         let mut issued = Vec::new();
         for (path, answer) in paths.iter().zip(&answers) {
-            if path.ends_with("-f") {
+            if path.ends_with(&failing) {
                 assert_eq!(answer.status, 500, "{path}: {}", answer.body);
                 continue;
             }
@@ -429,11 +431,11 @@ async fn mysql_credentials_issued_and_revoked_sixteen_at_a_time() {
         }
         assert_eq!(issued.len(), 12);
         assert_eq!(
-            db.users_like(&failing).await,
+            db.users_like(&failing_users).await,
             Vec::<String>::new(),
             "failed creations leave nothing behind"
         );
-        assert_eq!(db.users_like(&role).await.len(), 12);
+        assert_eq!(db.users_like(&good_users).await.len(), 12);
 
         let bodies: Vec<Value> = issued
             .iter()
@@ -450,7 +452,11 @@ async fn mysql_credentials_issued_and_revoked_sixteen_at_a_time() {
             assert_eq!(answer.status, 204, "{username}: {}", answer.body);
             assert!(!db.login(username, "any").await);
         }
-        assert_eq!(db.users_like(&role).await, Vec::<String>::new(), "no user is left");
+        assert_eq!(
+            db.users_like(&good_users).await,
+            Vec::<String>::new(),
+            "no user is left"
+        );
     })
     .await;
 }
