@@ -79,6 +79,17 @@ fn creation<'a>(
     }
 }
 
+/// Initializes `plugin` against `db`, checking the connection; panics if that fails.
+pub async fn initialize(plugin: &dyn DatabasePlugin, db: &dyn TestDatabase) {
+    plugin
+        .initialize(InitializeRequest {
+            config: db.config(),
+            verify_connection: true,
+        })
+        .await
+        .unwrap_or_else(|err| panic!("initialize {}: {err}", plugin.type_name()));
+}
+
 /// Runs futures concurrently on the caller's task and returns their outputs in order.
 pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
@@ -115,13 +126,7 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
         matches!(unreachable, Err(DbError::Connection(_))),
         "an unreachable server is a connection error: {unreachable:?}"
     );
-    plugin
-        .initialize(InitializeRequest {
-            config: db.config(),
-            verify_connection: true,
-        })
-        .await
-        .unwrap_or_else(|err| panic!("initialize {}: {err}", plugin.type_name()));
+    initialize(plugin, db).await;
 
     let username = unique("v_conf");
     let password = SUITE_PASSWORD;
@@ -298,13 +303,7 @@ pub async fn exercise_db_plugin(plugin: &dyn DatabasePlugin, db: &dyn TestDataba
         ))
         .await;
     assert_eq!(closed, Err(DbError::NotInitialized));
-    plugin
-        .initialize(InitializeRequest {
-            config: db.config(),
-            verify_connection: true,
-        })
-        .await
-        .unwrap_or_else(|err| panic!("initialize again: {err}"));
+    initialize(plugin, db).await;
     plugin.close().await;
 }
 

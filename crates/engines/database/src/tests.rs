@@ -700,6 +700,20 @@ async fn a_group_member_is_dropped_without_rewriting_the_tables() {
     .await;
 }
 
+/// Makes `username` own a table in a new sibling database, which keeps its role from being
+/// dropped from the test database; returns the sibling's name and a client of it.
+async fn owned_elsewhere(db: &TestPostgres, username: &str) -> (String, tokio_postgres::Client) {
+    let (sibling, other) = db.create_sibling().await;
+    other
+        .batch_execute(&format!(
+            "GRANT CREATE ON SCHEMA public TO \"{username}\"; SET ROLE \"{username}\"; \
+             CREATE TABLE elsewhere (x int); RESET ROLE;"
+        ))
+        .await
+        .unwrap();
+    (sibling, other)
+}
+
 #[tokio::test]
 async fn a_failed_postgres_revocation_still_takes_access_away() {
     with_db(TestPostgres::start().await, |db| async move {
@@ -718,14 +732,7 @@ async fn a_failed_postgres_revocation_still_takes_access_away() {
         assert!(can_select().await);
         // What the user holds in another database survives DROP OWNED here, so DROP ROLE
         // fails, and with it the single transaction the revocation tries first.
-        let (sibling, other) = db.create_sibling().await;
-        other
-            .batch_execute(&format!(
-                "GRANT CREATE ON SCHEMA public TO \"{username}\"; SET ROLE \"{username}\"; \
-                 CREATE TABLE elsewhere (x int); RESET ROLE;"
-            ))
-            .await
-            .unwrap();
+        let (sibling, other) = owned_elsewhere(&db, &username).await;
         let failed = mount.revoke(lease.clone()).await;
         assert!(failed.is_err(), "{failed:?}");
         assert!(db.user_exists(&username).await);
@@ -752,14 +759,7 @@ async fn a_revocation_that_fails_in_a_batch_fails_alone() {
         // The third user owns a table in another database, which keeps its role from being
         // dropped from this one.
         let stuck = issued[2].0.clone();
-        let (sibling, other) = db.create_sibling().await;
-        other
-            .batch_execute(&format!(
-                "GRANT CREATE ON SCHEMA public TO \"{stuck}\"; SET ROLE \"{stuck}\"; \
-                 CREATE TABLE elsewhere (x int); RESET ROLE;"
-            ))
-            .await
-            .unwrap();
+        let (sibling, other) = owned_elsewhere(&db, &stuck).await;
         let outcomes = crate::testing::join_all(
             issued
                 .iter()

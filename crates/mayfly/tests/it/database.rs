@@ -338,16 +338,7 @@ async fn mysql_credentials_log_in_and_failed_creations_leave_nothing() {
 
         // Its own connection names users after the role, so the check below sees only what
         // this test creates on the shared server.
-        ok(
-            &server,
-            "POST",
-            "database/config/myf",
-            &token,
-            json!({"plugin_name": "mysql-database-plugin", "connection_url": db.connection_url(),
-                   "username": db.admin_user, "password": db.admin_password,
-                   "allowed_roles": "app-*", "username_template": "{{.RoleName}}-{{random 8}}"}),
-        )
-        .await;
+        configure_mysql_named_by_role(&server, &token, &db, "myf").await;
         let failing = format!("{role}-f");
         ok(
             &server,
@@ -380,16 +371,7 @@ async fn mysql_credentials_issued_and_revoked_sixteen_at_a_time() {
     with_db(TestMySql::start().await, |db| async move {
         let (server, token, _) = server_with_engine(json!({})).await;
         let role = unique("app").replace('_', "-");
-        ok(
-            &server,
-            "POST",
-            "database/config/my",
-            &token,
-            json!({"plugin_name": "mysql-database-plugin", "connection_url": db.connection_url(),
-                   "username": db.admin_user, "password": db.admin_password,
-                   "allowed_roles": "app-*", "username_template": "{{.RoleName}}-{{random 8}}"}),
-        )
-        .await;
+        configure_mysql_named_by_role(&server, &token, &db, "my").await;
         // Usernames are `<role>-<random>`: neither role's users can match the other's prefix.
         let failing = format!("{role}x");
         let (good_users, failing_users) = (format!("{role}-"), format!("{failing}-"));
@@ -458,6 +440,21 @@ async fn mysql_credentials_issued_and_revoked_sixteen_at_a_time() {
             "no user is left"
         );
     })
+    .await;
+}
+
+/// A MariaDB connection `name` for roles `app-*` whose usernames are `<role>-<random 8>`, so a
+/// test sees only the users of its own roles on the shared server.
+async fn configure_mysql_named_by_role(server: &Server, token: &str, db: &TestMySql, name: &str) {
+    ok(
+        server,
+        "POST",
+        &format!("database/config/{name}"),
+        token,
+        json!({"plugin_name": "mysql-database-plugin", "connection_url": db.connection_url(),
+               "username": db.admin_user, "password": db.admin_password,
+               "allowed_roles": "app-*", "username_template": "{{.RoleName}}-{{random 8}}"}),
+    )
     .await;
 }
 

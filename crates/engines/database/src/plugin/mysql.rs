@@ -698,13 +698,7 @@ mod tests {
     async fn initialized() -> (TestMySql, MySql, Arc<Connected>) {
         let db = TestMySql::start().await;
         let plugin = MySql::new(Flavor::Current);
-        plugin
-            .initialize(InitializeRequest {
-                config: db.config(),
-                verify_connection: true,
-            })
-            .await
-            .unwrap();
+        crate::testing::initialize(&plugin, &db).await;
         let state = plugin.connected().unwrap();
         (db, plugin, state)
     }

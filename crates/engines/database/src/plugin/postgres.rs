@@ -1109,13 +1109,7 @@ mod tests {
         db.client.batch_execute(&setup).await.unwrap();
 
         let plugin = Postgres::new();
-        plugin
-            .initialize(InitializeRequest {
-                config: db.config(),
-                verify_connection: true,
-            })
-            .await
-            .unwrap();
+        crate::testing::initialize(&plugin, &db).await;
         let state = plugin.connected().unwrap();
         let mut names: Vec<String> = members.iter().chain(&holders).cloned().collect();
         names.push(owner.clone());
