@@ -522,7 +522,12 @@ impl Writer {
             if writer.checkpoint_due() {
                 writer.checkpoint();
             } else if writer.overlay.read().len() >= writer.options.checkpoint_keys {
-                writer.flush_overlay();
+                // Only this thread writes redb, so the flush needs no lock of the writer's:
+                // released, it lets callers keep logging deferred writes meanwhile instead of
+                // queueing behind a flush (measured at 6 to 30 ms for 4,096 keys).
+                let (db, overlay) = (Arc::clone(&writer.db), Arc::clone(&writer.overlay));
+                drop(writer);
+                flush_overlay(&db, &overlay);
             }
         }
         // A clean shutdown leaves an empty log, so the next open has nothing to replay.
@@ -625,36 +630,7 @@ impl Writer {
 
     /// Applies the overlay to `txn`.
     fn write_overlay(&self, txn: &WriteTransaction) -> Result<(), redb::Error> {
-        let overlay = self.overlay.read();
-        let mut table = txn.open_table(TABLE)?;
-        for (key, value) in overlay.iter() {
-            match value {
-                Some(value) => table.insert(key.as_str(), value.as_slice())?,
-                None => table.remove(key.as_str())?,
-            };
-        }
-        Ok(())
-    }
-
-    /// Moves the overlay into redb without a sync: the log still holds every batch since the
-    /// last checkpoint, which a crash replays, and the next checkpoint makes redb durable.
-    /// Bounds the overlay (and the deleted keys a listing skips) without paying a durable
-    /// commit each time.
-    fn flush_overlay(&mut self) {
-        let flushed = (|| -> Result<(), redb::Error> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(Durability::None)
-                .map_err(redb::Error::from)?;
-            self.write_overlay(&txn)?;
-            txn.commit()?;
-            Ok(())
-        })();
-        match flushed {
-            // Readers that missed the overlay now find the same values in redb.
-            Ok(()) => self.overlay.write().clear(),
-            // The overlay still serves every batch; the next checkpoint writes it.
-            Err(e) => tracing::warn!(error = %e, "storage overlay flush failed"),
-        }
+        write_entries(txn, &self.overlay.read())
     }
 
     fn checkpoint(&mut self) {
@@ -666,6 +642,43 @@ impl Writer {
             tracing::warn!(error = %e, "storage checkpoint failed");
         }
     }
+}
+
+/// Moves the overlay into redb without a sync: the log still holds every batch since the
+/// last checkpoint, which a crash replays, and the next checkpoint makes redb durable.
+/// Bounds the overlay (and the deleted keys a listing skips) without paying a durable commit
+/// each time. It writes a copy, so writes logged meanwhile go on changing the overlay; an
+/// entry leaves the overlay only if it still holds the value written to redb, and only once
+/// redb has committed it, so a reader that misses the overlay finds it in redb.
+fn flush_overlay(db: &Database, overlay: &SharedOverlay) {
+    let copy = overlay.read().clone();
+    let flushed = (|| -> Result<(), redb::Error> {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::None)
+            .map_err(redb::Error::from)?;
+        write_entries(&txn, &copy)?;
+        txn.commit()?;
+        Ok(())
+    })();
+    match flushed {
+        Ok(()) => overlay
+            .write()
+            .retain(|key, value| copy.get(key) != Some(value)),
+        // The overlay still serves every batch; the next checkpoint writes it.
+        Err(e) => tracing::warn!(error = %e, "storage overlay flush failed"),
+    }
+}
+
+/// Writes every entry of `overlay` (a `None` value deletes its key) in `txn`.
+fn write_entries(txn: &WriteTransaction, overlay: &Overlay) -> Result<(), redb::Error> {
+    let mut table = txn.open_table(TABLE)?;
+    for (key, value) in overlay {
+        match value {
+            Some(value) => table.insert(key.as_str(), value.as_slice())?,
+            None => table.remove(key.as_str())?,
+        };
+    }
+    Ok(())
 }
 
 fn apply<'a>(
@@ -974,6 +987,75 @@ mod tests {
             assert_eq!(&value(&reopened, &format!("k{k}")).await, expected, "k{k}");
         }
         assert!(seen.iter().any(Option::is_some));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_logged_during_an_overlay_flush_keep_their_newest_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(
+            FileBackend::open_with(
+                dir.path(),
+                FileOptions {
+                    checkpoint_keys: 16,
+                    ..no_timed_checkpoints(1 << 24)
+                },
+            )
+            .unwrap(),
+        );
+        // Each task owns its keys, so their last values are known; values come back (`a`,
+        // gone, `a` again) so a flush sees the same value written before and after it.
+        let value_of = |task: u8, round: u16| -> Option<Vec<u8>> {
+            match round % 4 {
+                1 => None,
+                3 => Some(vec![task, 1]),
+                _ => Some(vec![task, 0]),
+            }
+        };
+        let mut tasks = Vec::new();
+        for task in 0..6u8 {
+            let backend = Arc::clone(&backend);
+            tasks.push(tokio::spawn(async move {
+                for round in 0..400u16 {
+                    let key = format!("t{task}/k{}", round % 9);
+                    let op = match value_of(task, round) {
+                        Some(value) => TxOp::Put(entry(&key, &value)),
+                        None => TxOp::Delete(key.clone()),
+                    };
+                    backend
+                        .transaction_with(vec![op], crate::Durability::Deferred)
+                        .await
+                        .unwrap();
+                    let seen = backend.get(&key).await.unwrap();
+                    assert_eq!(seen, value_of(task, round), "{key} just after its write");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let expected = |task: u8, k: u16| {
+            let last = (0..400u16).rev().find(|round| round % 9 == k).unwrap();
+            value_of(task, last)
+        };
+        for task in 0..6u8 {
+            for k in 0..9u16 {
+                let key = format!("t{task}/k{k}");
+                assert_eq!(backend.get(&key).await.unwrap(), expected(task, k), "{key}");
+            }
+        }
+        backend.put(entry("last", b"x")).await.unwrap();
+        let image = crash_image(dir.path(), true);
+        let reopened = FileBackend::open(image.path()).unwrap();
+        for task in 0..6u8 {
+            for k in 0..9u16 {
+                let key = format!("t{task}/k{k}");
+                assert_eq!(
+                    reopened.get(&key).await.unwrap(),
+                    expected(task, k),
+                    "{key}"
+                );
+            }
+        }
     }
 
     #[tokio::test]
