@@ -1113,6 +1113,14 @@ struct Turns {
 }
 
 impl Turns {
+    /// Whether this path's earlier turns revoked everything in under a quarter of the time
+    /// they took to issue it.
+    fn revokes_fast(&self) -> bool {
+        self.not_attempted == 0
+            && self.revokes_secs > 0.0
+            && self.revokes_secs * 4.0 < self.creds_secs
+    }
+
     fn level(self, ctx: &Ctx, form: Form, via: Via, beside: Option<Via>, clients: usize) -> Level {
         let level = Level {
             kind: ctx.kind,
@@ -1152,15 +1160,18 @@ fn add_cpu(total: Option<f64>, more: Option<f64>) -> Option<f64> {
 }
 
 /// Brings the credentials about to be revoked to `target`, untimed: the ones past it are
-/// revoked now, or more are issued, one at a time on the first connection (one at a time, so
-/// the raw path's PostgreSQL `GRANT … ON ALL TABLES` cannot deadlock). A PostgreSQL revocation
-/// rewrites the ACL of every table, which lists every user still holding grants, so revokes/s
-/// compare only between equal populations.
+/// revoked now, or more are issued, for at most [`TOP_UP_TURNS`] turns' time. With the `grant`
+/// form one at a time on the first connection, so the raw path's PostgreSQL
+/// `GRANT … ON ALL TABLES` cannot deadlock; group-role members on every connection. A
+/// PostgreSQL revocation rewrites the ACL of every table, which lists every user still
+/// holding grants, so revokes/s compare only between equal populations.
 async fn match_population(
     conns: Vec<Conn>,
     ctx: &Arc<Ctx>,
     items: &mut Vec<String>,
     target: usize,
+    form: Form,
+    turn: Duration,
 ) -> Result<Vec<Conn>, String> {
     if items.len() > target {
         let extra = items.split_off(target);
@@ -1169,22 +1180,28 @@ async fn match_population(
             .await
             .map(|(_, conns, _)| conns);
     }
-    top_up(conns, ctx, items, target, None).await
+    let width = match form {
+        Form::Grant => 1,
+        Form::Role => conns.len(),
+    };
+    let until = Instant::now() + TOP_UP_TURNS * turn;
+    top_up(conns, ctx, items, target, width, until).await
 }
 
-/// Issues credentials, untimed, on as many connections at once as are still needed, until
-/// `items` holds `target` of them or `until` passes. A path that issues nothing three times
-/// running is left short, so a path that cannot issue at all still ends its turn.
+/// Issues credentials, untimed, on up to `width` connections at once, until `items` holds
+/// `target` of them or `until` passes. A path that issues nothing three times running is left
+/// short, so a path that cannot issue at all still ends its turn.
 async fn top_up(
     mut conns: Vec<Conn>,
     ctx: &Arc<Ctx>,
     items: &mut Vec<String>,
     target: usize,
-    until: Option<Instant>,
+    width: usize,
+    until: Instant,
 ) -> Result<Vec<Conn>, String> {
     let mut fruitless = 0;
-    while items.len() < target && fruitless < 3 && until.is_none_or(|end| Instant::now() < end) {
-        let idle = conns.split_off((target - items.len()).min(conns.len()));
+    while items.len() < target && fruitless < 3 && Instant::now() < until {
+        let idle = conns.split_off((target - items.len()).min(width).min(conns.len()));
         let (tally, busy) = create_phase(conns, ctx, Instant::now(), true).await?;
         conns = busy;
         conns.extend(idle);
@@ -1247,21 +1264,16 @@ async fn run_turn(
             // Where revoking is much faster than issuing (PostgreSQL group roles: 20k a second
             // against 650), the credentials of one turn are revoked in tens of milliseconds,
             // where one stall of the machine moves the rate by a quarter. Untimed issuance
-            // tops them up, unless this path's revocations already ran out of time.
-            if turns.not_attempted == 0 {
-                conns = top_up(
-                    conns,
-                    ctx,
-                    &mut items,
-                    MIN_REVOKES,
-                    Some(Instant::now() + TOP_UP_TURNS * duration),
-                )
-                .await?;
+            // tops them up once this path's earlier turns showed its revocations that fast.
+            if turns.revokes_fast() {
+                let width = conns.len();
+                let until = Instant::now() + TOP_UP_TURNS * duration;
+                conns = top_up(conns, ctx, &mut items, MIN_REVOKES, width, until).await?;
             }
             *population = Some(items.len());
         }
         Some(target) => {
-            conns = match_population(conns, ctx, &mut items, target).await?;
+            conns = match_population(conns, ctx, &mut items, target, form, duration).await?;
         }
     }
 
