@@ -935,19 +935,19 @@ mod tests {
         assert_eq!(reopened.list("tx/").await.unwrap(), ["a", "b"]);
     }
 
+    /// A backend shared by concurrent tasks whose overlay is flushed every `keys` keys.
+    fn flushing_every(dir: &Path, keys: usize, wal_capacity: u64) -> Arc<FileBackend> {
+        let options = FileOptions {
+            checkpoint_keys: keys,
+            ..no_timed_checkpoints(wal_capacity)
+        };
+        Arc::new(FileBackend::open_with(dir, options).unwrap())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn writes_logged_by_callers_and_by_the_writer_replay_as_readers_saw_them() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = Arc::new(
-            FileBackend::open_with(
-                dir.path(),
-                FileOptions {
-                    checkpoint_keys: 7,
-                    ..no_timed_checkpoints(1 << 22)
-                },
-            )
-            .unwrap(),
-        );
+        let backend = flushing_every(dir.path(), 7, 1 << 22);
         let mut tasks = Vec::new();
         for task in 0..8u8 {
             let backend = Arc::clone(&backend);
@@ -992,16 +992,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn writes_logged_during_an_overlay_flush_keep_their_newest_value() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = Arc::new(
-            FileBackend::open_with(
-                dir.path(),
-                FileOptions {
-                    checkpoint_keys: 16,
-                    ..no_timed_checkpoints(1 << 24)
-                },
-            )
-            .unwrap(),
-        );
+        let backend = flushing_every(dir.path(), 16, 1 << 24);
         // Each task owns its keys, so their last values are known; values come back (`a`,
         // gone, `a` again) so a flush sees the same value written before and after it.
         let value_of = |task: u8, round: u16| -> Option<Vec<u8>> {
